@@ -1,0 +1,159 @@
+"""The `relay` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from config import ConfigError, Settings
+from relay.sandbox.cli import sandbox
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group()
+def main() -> None:
+    """Segments Relay: storage and model events into Segments.ai."""
+
+
+main.add_command(sandbox)
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+def up(workers: int) -> None:
+    """Run the whole stack in the foreground (Redis, sandbox, relay, worker, beat)."""
+    from relay.stack import run_stack
+
+    run_stack(dict(os.environ), workers=workers)
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+def serve(workers: int) -> None:
+    """Serve the relay under gunicorn on RELAY_PORT."""
+    from relay.stack import gunicorn_args
+
+    settings = _settings()
+    settings.require_redis_url()
+    args = gunicorn_args(str(settings.port), workers)
+    os.execv(args[0], args)
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True)
+def worker(concurrency: int) -> None:
+    """Run a Celery worker."""
+    from relay.stack import worker_args
+
+    _settings().require_redis_url()
+    args = worker_args(concurrency)
+    os.execv(args[0], args)
+
+
+@main.command()
+def beat() -> None:
+    """Run Celery beat (the reconciler's schedule)."""
+    from pathlib import Path
+
+    from relay.stack import beat_args
+
+    settings = _settings()
+    settings.require_redis_url()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    args = beat_args(Path(settings.data_dir))
+    os.execv(args[0], args)
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Validate the settings and the sources file; print the sources without secrets."""
+    settings = _settings()
+    click.echo(f"config: {settings.config_path}")
+    for source in settings.sources.values():
+        click.echo(f"\n/hooks/{source.name}  type={source.type}  secrets={len(source.secrets)}")
+        if source.type in ("s3", "sagemaker"):
+            click.echo(f"  verify={source.verify}  topic_arns={list(source.topic_arns) or 'any'}")
+        if source.oidc_audience:
+            click.echo(
+                f"  oidc_audience={source.oidc_audience}  oidc_emails={list(source.oidc_emails)}"
+            )
+        for route in source.routes:
+            filters = {
+                "bucket": route.bucket,
+                "prefix": route.prefix,
+                "suffixes": list(route.suffixes),
+            }
+            shown = {k: v for k, v in filters.items() if v}
+            click.echo(f"  -> {route.dataset}  name={route.sample_name}  {shown or 'all objects'}")
+    for warning in settings.warnings():
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _store():
+    import redis
+
+    from relay.events import EventStore
+
+    settings = _settings()
+    conn = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
+    store = EventStore(
+        conn, ttl_seconds=settings.event_ttl_days * 86400, stale_seconds=settings.stale_seconds
+    )
+    return settings, store
+
+
+@main.command()
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "skipped", "ignored"]),
+)
+@click.option("--limit", default=20, show_default=True)
+@click.argument("event_id", required=False)
+def events(status: str | None, limit: int, event_id: str | None) -> None:
+    """List recent events (or show one) as JSON lines."""
+    _, store = _store()
+    if event_id:
+        event = store.get(event_id)
+        if event is None:
+            raise click.ClickException(f"no event {event_id}")
+        click.echo(json.dumps(event.to_json(), indent=2))
+        return
+    for event in store.list(status=status, limit=limit):
+        click.echo(json.dumps(event.to_json()))
+
+
+@main.command()
+@click.option("--failed", "all_failed", is_flag=True, help="replay every failed event")
+@click.argument("event_ids", nargs=-1)
+def replay(all_failed: bool, event_ids: tuple[str, ...]) -> None:
+    """Queue failed (or finished) events again."""
+    from relay.queue import enqueue
+    from workers.celery_app import create_celery
+
+    settings, store = _store()
+    ids = list(event_ids)
+    if all_failed:
+        ids += [e.id for e in store.list(status="failed", limit=10_000)]
+    if not ids:
+        raise click.UsageError("name event ids or pass --failed")
+    celery = create_celery(settings)
+    replayed = 0
+    for event_id in ids:
+        event = store.get(event_id)
+        if event is None or event.kind == "notice":
+            click.echo(f"{event_id}: not replayable", err=True)
+            continue
+        if store.requeue(event_id, from_statuses=("failed", "succeeded", "skipped")):
+            enqueue(celery, event.kind, event_id)
+            replayed += 1
+    click.echo(f"replayed {replayed} event(s)")
+    sys.exit(0 if replayed == len(ids) else 1)

@@ -1,0 +1,66 @@
+"""Small helpers every sender module shares: JSON bodies and shared-secret checks."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from relay.errors import PayloadError, SignatureError
+from relay.hooks.base import InboundRequest
+
+TOKEN_HEADER = "x-relay-token"
+TOKEN_QUERY = "token"
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON body whatever its content type says; PayloadError if it is not JSON."""
+    if not body.strip():
+        raise PayloadError("the body is empty; expected JSON", fields={"body": ["empty"]})
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise PayloadError("the body is not UTF-8 text", fields={"body": ["not UTF-8"]}) from None
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            fields={"body": ["invalid JSON"]},
+        ) from None
+
+
+def presented_tokens(request: InboundRequest) -> list[str]:
+    """Every shared token the request carries: bearer, X-Relay-Token header, or ?token=."""
+    tokens = []
+    auth = request.header("authorization")
+    if auth[:7].lower() == "bearer ":
+        tokens.append(auth[7:].strip())
+    elif auth:
+        # MinIO sends its auth_token verbatim when the token itself contains a space.
+        tokens.append(auth.strip())
+    if request.header(TOKEN_HEADER):
+        tokens.append(request.header(TOKEN_HEADER))
+    if request.args.get(TOKEN_QUERY):
+        tokens.append(request.args[TOKEN_QUERY])
+    return tokens
+
+
+def matches_any(presented: str, secrets: Iterable[str]) -> bool:
+    """Compare one presented value against every configured secret in constant time."""
+    candidate = presented.encode()
+    # Check every secret (no early exit) so timing says nothing about which one matched.
+    results = [hmac.compare_digest(candidate, secret.encode()) for secret in secrets]
+    return any(results)
+
+
+def require_token(request: InboundRequest, secrets: Iterable[str]) -> None:
+    """Raise SignatureError unless the request presents one of the source's secrets."""
+    secrets = tuple(secrets)
+    tokens = presented_tokens(request)
+    if not tokens:
+        raise SignatureError(
+            "missing token: send it as 'Authorization: Bearer <token>', "
+            f"an '{TOKEN_HEADER}' header or a '{TOKEN_QUERY}' query parameter"
+        )
+    if not secrets or not any(matches_any(token, secrets) for token in tokens):
+        raise SignatureError("the token does not match this source's secret")

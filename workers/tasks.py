@@ -1,0 +1,84 @@
+"""Celery tasks: thin adapters that load an event by id, run one function, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from celery import Task, shared_task
+
+from relay.events import Event
+from relay.queue import enqueue
+from workers import samples
+from workers.outcome import Outcome
+from workers.retry import retry_delay
+from workers.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+
+def run_event(task: Task, event_id: str, work: Callable[[Runtime, Event], Outcome]) -> None:
+    """Run `work` for one event: record success, schedule a retry, or fail it for good."""
+    rt = runtime()
+    event = rt.store.start(event_id)
+    if event is None:
+        log.info("event already finished or unknown; nothing to do", extra={"event_id": event_id})
+        return
+    try:
+        outcome = work(rt, event)
+    except Exception as error:  # noqa: BLE001 - every failure must land on the event, never vanish
+        delay = retry_delay(
+            error,
+            event.attempts,
+            max_attempts=rt.settings.task_max_attempts,
+            cap=rt.settings.retry_max_seconds,
+        )
+        retry_after = getattr(error, "retry_after", None)
+        if getattr(error, "status", None) == 429 and retry_after:
+            rt.limiter.pause(retry_after)
+        message = _describe(error)
+        if delay is None:
+            log.warning("event failed: %s", message, extra={"event_id": event_id})
+            rt.store.finish(event_id, "failed", error=message)
+            return
+        log.info(
+            "attempt %d failed, retrying in %.1fs: %s",
+            event.attempts,
+            delay,
+            message,
+            extra={"event_id": event_id},
+        )
+        rt.store.retry_later(event_id, message, delay)
+        raise task.retry(countdown=delay, max_retries=None) from None
+    rt.store.finish(event_id, outcome.status, result=outcome.result, reason=outcome.reason)
+
+
+def _describe(error: Exception) -> str:
+    if hasattr(error, "retryable"):
+        return str(error)
+    # An unexpected error is a bug of ours: keep the traceback in the log, the type on the event.
+    log.exception("unexpected error")
+    return f"internal error: {type(error).__name__}: {error}"
+
+
+@shared_task(bind=True, name="workers.tasks.create_sample")
+def create_sample(self: Task, event_id: str) -> None:
+    """Create (or adopt) the sample a storage event announced."""
+    run_event(self, event_id, samples.create_sample)
+
+
+@shared_task(name="workers.tasks.reconcile_events")
+def reconcile_events() -> int:
+    """Re-enqueue events whose message was lost (broker restart, killed worker)."""
+    rt = runtime()
+    rt.store.prune()
+    celery = reconcile_events.app
+    count = 0
+    for event_id in rt.store.overdue():
+        event = rt.store.get(event_id)
+        if event is None or not rt.store.requeue(event_id):
+            continue
+        enqueue(celery, event.kind, event_id)
+        count += 1
+        log.info("re-enqueued an overdue event", extra={"event_id": event_id})
+    return count
