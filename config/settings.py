@@ -47,6 +47,7 @@ class _EnvSchema(Schema):
     RELAY_RETRY_MAX_SECONDS = fields.Float(load_default=300.0, validate=validate.Range(min=1))
     RELAY_RECONCILE_SECONDS = fields.Float(load_default=60.0, validate=validate.Range(min=1))
     RELAY_STALE_SECONDS = fields.Float(load_default=660.0, validate=validate.Range(min=1))
+    RELAY_SAMPLE_WAIT_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0))
     RELAY_EVENT_TTL_DAYS = fields.Integer(load_default=7, validate=validate.Range(min=1))
     RELAY_DATA_DIR = fields.String(load_default="var")
 
@@ -75,6 +76,8 @@ class Settings:
     reconcile_seconds: float = 60.0  # how often beat looks for stuck events
     # An event queued or running this long is re-enqueued; above the task time limit (600 s).
     stale_seconds: float = 660.0
+    # How long a prediction waits for its image's sample to be created before it fails.
+    sample_wait_seconds: float = 600.0
     event_ttl_days: int = 7
     data_dir: str = "var"
 
@@ -108,6 +111,7 @@ class Settings:
             retry_max_seconds=values["RELAY_RETRY_MAX_SECONDS"],
             reconcile_seconds=values["RELAY_RECONCILE_SECONDS"],
             stale_seconds=values["RELAY_STALE_SECONDS"],
+            sample_wait_seconds=values["RELAY_SAMPLE_WAIT_SECONDS"],
             event_ttl_days=values["RELAY_EVENT_TTL_DAYS"],
             data_dir=values["RELAY_DATA_DIR"],
         )

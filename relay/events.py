@@ -8,6 +8,7 @@ Keys (all under one prefix):
   events:status:<status>  zset of ids by creation time, one per status
   events:pending          zset of ids by the time after which the reconciler re-enqueues them
   samples:<dataset>       hash "<bucket>/<key>" -> sample uuid (the object -> sample index)
+  samples-by-url:<dataset> hash image URL -> sample uuid
 """
 
 from __future__ import annotations
@@ -259,9 +260,19 @@ class EventStore:
             pipe.zremrangebyscore(f"{PREFIX}events:status:{status}", "-inf", cutoff)
         return pipe.execute()[0]
 
-    def remember_sample(self, dataset: str, bucket: str, key: str, sample_uuid: str) -> None:
-        self.redis.hset(f"{PREFIX}samples:{dataset}", f"{bucket}/{key}", sample_uuid)
+    def remember_sample(
+        self, dataset: str, bucket: str, key: str, image_url: str, sample_uuid: str
+    ) -> None:
+        """Index a sample by its object and by its image URL, for predictions to find it."""
+        pipe = self.redis.pipeline()
+        pipe.hset(f"{PREFIX}samples:{dataset}", f"{bucket}/{key}", sample_uuid)
+        pipe.hset(f"{PREFIX}samples-by-url:{dataset}", image_url, sample_uuid)
+        pipe.execute()
 
     def find_sample(self, dataset: str, bucket: str, key: str) -> str | None:
         value = self.redis.hget(f"{PREFIX}samples:{dataset}", f"{bucket}/{key}")
+        return value.decode() if value else None
+
+    def find_sample_by_url(self, dataset: str, image_url: str) -> str | None:
+        value = self.redis.hget(f"{PREFIX}samples-by-url:{dataset}", image_url)
         return value.decode() if value else None

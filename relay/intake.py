@@ -24,10 +24,10 @@ from relay.errors import (
     UnknownSourceError,
 )
 from relay.events import Event, EventStore, new_event_id
-from relay.hooks import receiver_for
 from relay.hooks.base import Delivery, Handshake, InboundRequest, Notice
+from relay.hooks.registry import receiver_for
 from relay.queue import enqueue
-from relay.routing import match_route, plan_sample
+from relay.routing import match_route, plan_prediction, plan_sample
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
@@ -70,7 +70,7 @@ def receive_hook(source_name: str) -> Response:
 
 def accept(store: EventStore, celery: Any, source: Source, delivery: Delivery) -> dict[str, list]:
     """Record each notice as an event and enqueue the new ones; duplicates and ignored are noted."""
-    answer: dict[str, list] = {"accepted": [], "duplicates": [], "ignored": []}
+    answer: dict[str, list] = {"accepted": [], "duplicates": [], "ignored": [], "failed": []}
     seen_per_message: Counter[str] = Counter()
     try:
         for notice in delivery.notices:
@@ -81,6 +81,9 @@ def accept(store: EventStore, celery: Any, source: Source, delivery: Delivery) -
                 continue
             if event.status == "ignored":
                 answer["ignored"].append({"id": event.id, "reason": event.reason})
+                continue
+            if event.status == "failed":
+                answer["failed"].append({"id": event.id, "reason": event.last_error})
                 continue
             try:
                 enqueue(celery, event.kind, event.id)
@@ -112,6 +115,8 @@ def _event_for(source: Source, notice: Notice, seen_per_message: Counter[str]) -
         seen_per_message[notice.message_id] += 1
         keys.append(f"msg:{source.name}:{notice.message_id}:{index}")
     base = {"id": new_event_id(), "source": source.name, "created_at": now, "updated_at": now}
+    if notice.prediction is not None:
+        return _prediction_event(base, source, notice, keys)
     obj = notice.object
     if obj is None:
         return Event(
@@ -139,6 +144,32 @@ def _event_for(source: Source, notice: Notice, seen_per_message: Counter[str]) -
         status="queued",
         message_id=notice.message_id,
         payload=plan.to_json(),
+        dedupe_keys=keys,
+    )
+
+
+def _prediction_event(
+    base: dict[str, Any], source: Source, notice: Notice, keys: list[str]
+) -> Event:
+    """A queued prediction; a failed model run is recorded as failed straight away."""
+    prediction = notice.prediction
+    plan = plan_prediction(source, prediction)
+    if prediction.failed:
+        return Event(
+            **base,
+            kind="prediction",
+            status="failed",
+            message_id=notice.message_id,
+            payload=plan,
+            dedupe_keys=keys,
+            last_error=prediction.failed,
+        )
+    return Event(
+        **base,
+        kind="prediction",
+        status="queued",
+        message_id=notice.message_id,
+        payload=plan,
         dedupe_keys=keys,
     )
 

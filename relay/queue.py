@@ -6,6 +6,7 @@ from celery import Celery
 
 TASK_FOR_KIND = {
     "sample": "workers.tasks.create_sample",
+    "prediction": "workers.tasks.upload_prediction",
 }
 
 

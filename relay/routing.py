@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
 from config.sources import Route, Source
-from relay.hooks.base import StorageObject
+from relay.errors import PayloadError
+from relay.hooks.base import Prediction, StorageObject
 
 # Where each provider's objects are fetched from when a route sets no image_url.
 DEFAULT_IMAGE_URLS = {
@@ -98,3 +99,31 @@ def object_metadata(source_name: str, obj: StorageObject) -> dict[str, Any]:
         "event_name": obj.event_name,
     }
     return {k: v for k, v in meta.items() if v not in (None, "")}
+
+
+def plan_prediction(source: Source, prediction: Prediction) -> dict[str, Any]:
+    """The worker's instructions for a prediction: target dataset, labelset and route options."""
+    route = _prediction_route(source, prediction.sample.dataset)
+    dataset = prediction.sample.dataset or (route.dataset if route else None)
+    if dataset is None:
+        raise PayloadError(
+            "the prediction names no dataset and this source has no route to give one",
+            fields={"sample.dataset": ["required for this source"]},
+        )
+    route = route or Route(dataset=dataset)
+    return {
+        "dataset": dataset,
+        "labelset": route.labelset,
+        "min_score": route.min_score,
+        "unknown_classes": route.unknown_classes,
+        "overwrite_human_labels": route.overwrite_human_labels,
+        "s3_endpoint_url": source.s3_endpoint_url,
+        "prediction": asdict(prediction),
+    }
+
+
+def _prediction_route(source: Source, dataset: str | None) -> Route | None:
+    """The route for this dataset, or the source's first route when the prediction names none."""
+    if dataset is None:
+        return source.routes[0] if source.routes else None
+    return next((r for r in source.routes if r.dataset == dataset), None)

@@ -8,6 +8,6 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "succeeded" or "skipped"
+    status: str  # "succeeded", "skipped" or "failed" (a permanent failure with its reason)
     result: dict[str, Any] | None = None
     reason: str | None = None

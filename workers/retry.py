@@ -7,6 +7,9 @@ from relay.segments import backoff_delay
 
 def retry_delay(error: Exception, attempts: int, *, max_attempts: int, cap: float) -> float | None:
     """Seconds to wait before the next attempt, or None when the error is final."""
-    if not getattr(error, "retryable", False) or attempts >= max_attempts:
+    if not getattr(error, "retryable", False):
+        return None
+    # Waiting for something that is on its way has its own deadline, not the attempt limit.
+    if attempts >= max_attempts and not getattr(error, "waiting", False):
         return None
     return backoff_delay(attempts, cap=cap, retry_after=getattr(error, "retry_after", None))

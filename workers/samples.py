@@ -22,7 +22,9 @@ def create_sample(rt: Runtime, event: Event) -> Outcome:
     )
     meta = plan.get("metadata") or {}
     if meta.get("bucket") is not None and meta.get("key") is not None:
-        rt.store.remember_sample(plan["dataset"], meta["bucket"], meta["key"], sample["uuid"])
+        rt.store.remember_sample(
+            plan["dataset"], meta["bucket"], meta["key"], plan["image_url"], sample["uuid"]
+        )
     log.info(
         "sample %s",
         "created" if created else "adopted",

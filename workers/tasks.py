@@ -9,7 +9,7 @@ from celery import Task, shared_task
 
 from relay.events import Event
 from relay.queue import enqueue
-from workers import samples
+from workers import predictions, samples
 from workers.outcome import Outcome
 from workers.retry import retry_delay
 from workers.runtime import Runtime, runtime
@@ -50,7 +50,10 @@ def run_event(task: Task, event_id: str, work: Callable[[Runtime, Event], Outcom
         )
         rt.store.retry_later(event_id, message, delay)
         raise task.retry(countdown=delay, max_retries=None) from None
-    rt.store.finish(event_id, outcome.status, result=outcome.result, reason=outcome.reason)
+    error = outcome.reason if outcome.status == "failed" else None
+    rt.store.finish(
+        event_id, outcome.status, result=outcome.result, reason=outcome.reason, error=error
+    )
 
 
 def _describe(error: Exception) -> str:
@@ -65,6 +68,12 @@ def _describe(error: Exception) -> str:
 def create_sample(self: Task, event_id: str) -> None:
     """Create (or adopt) the sample a storage event announced."""
     run_event(self, event_id, samples.create_sample)
+
+
+@shared_task(bind=True, name="workers.tasks.upload_prediction")
+def upload_prediction(self: Task, event_id: str) -> None:
+    """Put a model's prediction on its sample as a PRELABELED label."""
+    run_event(self, event_id, predictions.upload_prediction)
 
 
 @shared_task(name="workers.tasks.reconcile_events")

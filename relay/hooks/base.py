@@ -47,11 +47,59 @@ class StorageObject:
 
 
 @dataclass(frozen=True)
+class SampleRef:
+    """How a prediction names its image's sample: by uuid, by dataset and name, or by object."""
+
+    uuid: str | None = None
+    dataset: str | None = None  # "owner/name"; None: the route's dataset
+    name: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    image_url: str | None = None  # the image the model saw, when that is all we know
+
+
+@dataclass(frozen=True)
+class DetectedObject:
+    """One predicted object in pixel coordinates of the image."""
+
+    label: str  # the class name, mapped to the dataset's category by the worker
+    type: str  # "bbox", "polygon", "polyline" or "point"
+    points: tuple[tuple[float, float], ...]  # a bbox is ((x0, y0), (x1, y1))
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class MaskInstance:
+    id: int  # the pixel value of this instance in the mask PNG
+    label: str
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A finished (or failed) model run for one image."""
+
+    sample: SampleRef
+    objects: tuple[DetectedObject, ...] = ()
+    mask_url: str | None = None  # a PNG whose pixel values are instance ids
+    mask_instances: tuple[MaskInstance, ...] = ()
+    score: float | None = None  # overall score; None: derived from object scores
+    model: str | None = None
+    model_version: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    # The output lives elsewhere and the worker fetches it (SageMaker: an s3:// URI).
+    output_location: str | None = None
+    failed: str | None = None  # the model run failed; recorded on the event with this reason
+
+
+@dataclass(frozen=True)
 class Notice:
-    """One thing a delivery announced: an object to import, or something to acknowledge only."""
+    """One thing a delivery announced: an object, a prediction, or something to acknowledge only."""
 
     message_id: str | None  # the sender's id for this notice, for dedupe (SNS MessageId, ...)
     object: StorageObject | None = None
+    prediction: Prediction | None = None
     ignored: str | None = None  # why nothing is to be done ("object deleted", "test event", ...)
     event_name: str = ""
 

@@ -27,6 +27,11 @@ def parse_json(body: bytes) -> Any:
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             fields={"body": ["invalid JSON"]},
         ) from None
+    except ValueError as exc:
+        # Also raised for numbers longer than Python's int-parsing limit.
+        raise PayloadError(
+            f"the body is not usable JSON: {exc}", fields={"body": ["invalid JSON"]}
+        ) from None
 
 
 def presented_tokens(request: InboundRequest) -> list[str]:

@@ -89,7 +89,8 @@ def raw_delivery_message_id(request: InboundRequest) -> str | None:
 def notices_from_sns_message(message: str, message_id: str) -> list[Notice]:
     """Turn an SNS Notification's Message (an S3 event as a JSON string) into notices."""
     try:
-        return event_to_notices(parse_json(message.encode()), message_id)
+        # surrogatepass: a lone surrogate ("\ud800" in the JSON) is a PayloadError, not a 500.
+        return event_to_notices(parse_json(message.encode("utf-8", "surrogatepass")), message_id)
     except PayloadError as exc:
         # Name fields from the envelope down, so the sender sees where inside Message it broke.
         fields = {

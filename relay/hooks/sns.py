@@ -208,7 +208,9 @@ def _decode_signature(signature: str | None) -> bytes:
 def string_to_sign(envelope: dict[str, str]) -> bytes:
     """Build the canonical text AWS signs: "Name\\nvalue\\n" for each signed field present."""
     names = _SIGNED_FIELDS[envelope["Type"]]
-    return "".join(f"{name}\n{envelope[name]}\n" for name in names if name in envelope).encode()
+    text = "".join(f"{name}\n{envelope[name]}\n" for name in names if name in envelope)
+    # AWS never signs a lone surrogate; encode it anyway so the signature check refuses it.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def is_cert_url_allowed(url: Any) -> bool:

@@ -22,7 +22,7 @@ class RequestStats:
     def snapshot(self) -> dict[str, Any]:
         """Every count, sorted by route then method then status, and their total."""
         with self._lock:
-            items = sorted(self._counts.items(), key=lambda item: (item[0][1], *item[0][::2]))
+            items = sorted(self._counts.items(), key=lambda item: by_route(*item[0]))
         return {
             "requests": [
                 {"method": method, "route": route, "status": status, "count": count}
@@ -35,3 +35,8 @@ class RequestStats:
         """Start counting from zero."""
         with self._lock:
             self._counts.clear()
+
+
+def by_route(method: str, route: str, status: int) -> tuple[str, str, int]:
+    """Sort key grouping counts by route first."""
+    return route, method, status

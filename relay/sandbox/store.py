@@ -100,6 +100,8 @@ JSON_COLUMNS = frozenset({"task_attributes", "metadata", "settings", "attributes
 GROUND_TRUTH = "ground-truth"
 DB_FILE = "sandbox.sqlite3"
 
+FIND_LABEL = "SELECT * FROM labels WHERE sample_uuid = ? AND labelset_id = ?"
+
 Params = Sequence[Any] | Mapping[str, Any]
 
 
@@ -216,6 +218,10 @@ class Store:
     def get_dataset(self, owner: str, name: str) -> dict | None:
         """The dataset `owner/name`, or None."""
         return self._one("SELECT * FROM datasets WHERE owner = ? AND name = ?", (owner, name))
+
+    def dataset_by_id(self, dataset_id: int) -> dict | None:
+        """The dataset with this id, or None."""
+        return self._one("SELECT * FROM datasets WHERE id = ?", (dataset_id,))
 
     def update_dataset(self, dataset_id: int, columns: dict[str, Any]) -> dict:
         """Overwrite the given columns of a dataset."""
@@ -399,10 +405,7 @@ class Store:
 
     def get_label(self, sample_uuid: str, labelset_id: int) -> dict | None:
         """The label of a sample in a labelset, or None."""
-        return self._one(
-            "SELECT * FROM labels WHERE sample_uuid = ? AND labelset_id = ?",
-            (sample_uuid, labelset_id),
-        )
+        return self._one(FIND_LABEL, (sample_uuid, labelset_id))
 
     def labels_of(self, sample_uuids: list[str], labelset_id: int) -> dict[str, dict]:
         """Labels in one labelset of several samples, by sample uuid."""
@@ -413,24 +416,28 @@ class Store:
         )
         return {row["sample_uuid"]: row for row in rows}
 
-    def put_label(self, sample_uuid: str, labelset_id: int, fields: dict, by: str) -> bool:
-        """Create or replace a label; True when it was created."""
+    def put_label(
+        self, sample_uuid: str, labelset_id: int, fields: dict, by: str
+    ) -> tuple[dict, bool]:
+        """Create or replace a label; the label, and whether it was created."""
         now = now_iso()
         key = {"sample_uuid": sample_uuid, "labelset_id": labelset_id}
+        changes = {**fields, "updated_at": now, "updated_by": by}
         with self._tx() as db:
-            changes = {**fields, "updated_at": now, "updated_by": by}
-            if update(db, "labels", changes, **key):
-                return False
-            insert(db, "labels", {**key, **changes, "created_at": now, "created_by": by})
-            return True
+            created = not update(db, "labels", changes, **key)
+            if created:
+                insert(db, "labels", {**key, **changes, "created_at": now, "created_by": by})
+            return fetch(db, FIND_LABEL, (sample_uuid, labelset_id)), created
 
-    def update_label(self, sample_uuid: str, labelset_id: int, fields: dict, by: str) -> bool:
-        """Overwrite the given fields of a label; False when there is none."""
+    def update_label(
+        self, sample_uuid: str, labelset_id: int, fields: dict, by: str
+    ) -> dict | None:
+        """Overwrite the given fields of a label; None when there is none."""
         changes = {**fields, "updated_at": now_iso(), "updated_by": by}
         with self._tx() as db:
-            return (
-                update(db, "labels", changes, sample_uuid=sample_uuid, labelset_id=labelset_id) > 0
-            )
+            if not update(db, "labels", changes, sample_uuid=sample_uuid, labelset_id=labelset_id):
+                return None
+            return fetch(db, FIND_LABEL, (sample_uuid, labelset_id))
 
     def delete_label(self, sample_uuid: str, labelset_id: int) -> bool:
         """Delete a label; False when there was none."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from relay.hooks.base import HookContext, InboundRequest
@@ -26,15 +28,12 @@ NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z: the fixed clock of every test con
 
 # Written out from AWS's documentation rather than imported from relay.hooks.sns, so a mistake in
 # the relay's canonical string cannot hide behind the same mistake here.
+_CONFIRMATION_FIELDS = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn"]
 _SIGNED_FIELDS = {
     "Notification": ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"],
-    "SubscriptionConfirmation": [
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
-    ],
-    "UnsubscribeConfirmation": [
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
-    ],
-}  # fmt: skip
+    "SubscriptionConfirmation": [*_CONFIRMATION_FIELDS, "Type"],
+    "UnsubscribeConfirmation": [*_CONFIRMATION_FIELDS, "Type"],
+}
 
 
 def load_fixture(name: str) -> Any:
@@ -45,6 +44,17 @@ def load_fixture(name: str) -> Any:
 def make_test_cert() -> tuple[rsa.RSAPrivateKey, bytes]:
     """Create an RSA key and a self-signed PEM certificate for it, as SNS would serve."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key, self_signed_pem(key)
+
+
+@functools.cache
+def shared_test_cert() -> tuple[rsa.RSAPrivateKey, bytes]:
+    """One test key and certificate for the whole run, for tests that need no second key."""
+    return make_test_cert()
+
+
+def self_signed_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+    """Return a self-signed PEM certificate for `key`, valid from 2020 to 2050."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
     start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
     certificate = (
@@ -54,16 +64,17 @@ def make_test_cert() -> tuple[rsa.RSAPrivateKey, bytes]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=3650 * 3))
+        .not_valid_after(start.replace(year=2050))
         .sign(key, hashes.SHA256())
     )
-    return key, certificate.public_bytes(serialization.Encoding.PEM)
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def sns_string_to_sign(message: dict[str, Any]) -> bytes:
     """Build the text AWS signs for an SNS message ("Name\\nvalue\\n" per signed field present)."""
     names = _SIGNED_FIELDS[message["Type"]]
-    return "".join(f"{name}\n{message[name]}\n" for name in names if name in message).encode()
+    text = "".join(f"{name}\n{message[name]}\n" for name in names if name in message)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def sign_sns(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 
 import pytest
@@ -180,6 +181,12 @@ class TestMessages:
 
     def test_str_of_a_bare_error_is_its_message(self) -> None:
         assert str(SegmentsError("something broke")) == "something broke"
+
+    def test_survives_pickling_between_processes(self) -> None:
+        error = make_error(429, {"detail": "Request was throttled."}, {"Retry-After": "3"})
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is RateLimitError
+        assert (str(copy), copy.retry_after, copy.body) == (str(error), 3.0, error.body)
 
 
 class TestParseBody:
