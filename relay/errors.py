@@ -52,6 +52,16 @@ class BodyTooLargeError(RelayError):
     code = "body_too_large"
 
 
+class UpstreamError(RelayError):
+    """Something the check needs (a signing key, a confirmation URL) could not be fetched.
+
+    A 5xx makes the sender deliver again later, when it may work.
+    """
+
+    status_code = 502
+    code = "upstream_unavailable"
+
+
 class StoreUnavailableError(RelayError):
     """The event store or broker cannot be reached; the sender should retry."""
 

@@ -238,6 +238,7 @@ class RelayStack:
 @pytest.fixture
 def stack(relay_url: str, worker, redis_url: str, sandbox: Sandbox) -> RelayStack:
     """A clean relay stack for one test: the relay's Redis keys dropped, the demo dataset made."""
+    assert worker.poll() is None, "the Celery worker process has exited; see its log"
     s = RelayStack(relay_url, redis_url, sandbox)
     for key in s.redis.scan_iter("relay:*"):
         s.redis.delete(key)
@@ -252,10 +253,10 @@ class JwksServer:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        from tests.hooks.gcpfakes import make_jwks_key
+        from tests.hooks.gcpfakes import jwks, make_key
 
-        self.key, self.kid, document = make_jwks_key()
-        body = json.dumps(document).encode()
+        self.key, self.kid = make_key(), "relay-test-key"
+        body = json.dumps(jwks((self.kid, self.key))).encode()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
@@ -272,6 +273,16 @@ class JwksServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}/certs"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def token(self, **claims) -> str:
+        """A push token for the test gcs source, signed with the served key."""
+        from tests.hooks.gcpfakes import make_oidc_token
+
+        defaults = {
+            "aud": "https://relay.test/hooks/gcs",
+            "email": "push@relay-test.iam.gserviceaccount.com",
+        }
+        return make_oidc_token(self.key, self.kid, **{**defaults, **claims})
 
     def close(self) -> None:
         self.server.shutdown()

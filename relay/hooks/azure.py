@@ -29,7 +29,7 @@ from relay.hooks.base import (
     StorageObject,
 )
 from relay.hooks.cloudevents import CloudEvent
-from relay.hooks.common import parse_json, require_token
+from relay.hooks.common import get_field, parse_json, require_token, size_field
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -52,8 +52,6 @@ BLOB_SUBJECT = re.compile(
 )
 # Resource ids are case-insensitive; topics have been seen in lower case.
 STORAGE_ACCOUNT = re.compile(r"/storageAccounts/(?P<account>[^/]+)", re.IGNORECASE)
-
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 def receive(source: Source, request: InboundRequest, ctx: HookContext) -> HookResult:
@@ -95,7 +93,7 @@ def validation_reply(events: list[CloudEvent]) -> Handshake:
         path = events[0].path("type")
         problem = f"must be {VALIDATION_EVENT} when aeg-event-type is {VALIDATION_HEADER_VALUE}"
         raise PayloadError(f"{path} {problem}", fields={path: [problem]})
-    code = _field(_data(event), event.path("data"), "validationCode", str)
+    code = get_field(_data(event), event.path("data"), "validationCode", str)
     return Handshake(200, {"validationResponse": code}, note="Event Grid subscription validated")
 
 
@@ -113,11 +111,11 @@ def _event_grid_event(item: Any, where: str) -> CloudEvent:
     if not isinstance(item, dict):
         raise PayloadError(f"{where} must be an object", fields={where: ["must be an object"]})
     return CloudEvent(
-        id=_field(item, where, "id", str),
-        type=_field(item, where, "eventType", str),
-        source=_field(item, where, "topic", str),
-        subject=_field(item, where, "subject", str, required=False),
-        time=_field(item, where, "eventTime", str, required=False),
+        id=get_field(item, where, "id", str),
+        type=get_field(item, where, "eventType", str),
+        source=get_field(item, where, "topic", str),
+        subject=get_field(item, where, "subject", str, required=False),
+        time=get_field(item, where, "eventTime", str, required=False),
         data=item.get("data"),
         where=where,
         names=EVENT_GRID_NAMES,
@@ -130,7 +128,7 @@ def event_to_notice(event: CloudEvent) -> Notice:
         ignored = IGNORED_TYPES.get(event.type, f"event {event.type} is not a blob creation")
         return Notice(message_id=event.id, ignored=ignored, event_name=event.type)
     data = _data(event)
-    api = _field(data, event.path("data"), "api", str, required=False)
+    api = get_field(data, event.path("data"), "api", str, required=False)
     if api not in COMPLETE_WRITES:
         ignored = f"incomplete write: {api or 'an unnamed operation'} is not a final commit"
         return Notice(message_id=event.id, ignored=ignored, event_name=event.type)
@@ -141,17 +139,17 @@ def blob_object(event: CloudEvent, data: dict[str, Any]) -> StorageObject:
     """Read the blob a BlobCreated event announces: its account, container and raw path."""
     container, blob = _blob_location(event)
     data_path = event.path("data")
-    etag = _field(data, data_path, "eTag", str, required=False)
+    etag = get_field(data, data_path, "eTag", str, required=False)
     return StorageObject(
         provider="azure",
         bucket=f"{_storage_account(event)}/{container}",
         key=blob,
-        size=_field(data, data_path, "contentLength", int, required=False),
+        size=size_field(data, data_path, "contentLength"),
         etag=etag.strip('"') if etag else None,
-        version=_field(data, data_path, "sequencer", str, required=False),
+        version=get_field(data, data_path, "sequencer", str, required=False),
         event_time=event.time,
-        content_type=_field(data, data_path, "contentType", str, required=False),
-        url=_field(data, data_path, "url", str, required=False),
+        content_type=get_field(data, data_path, "contentType", str, required=False),
+        url=get_field(data, data_path, "url", str, required=False),
         event_name=event.type,
     )
 
@@ -179,24 +177,7 @@ def _storage_account(event: CloudEvent) -> str:
 def _data(event: CloudEvent) -> dict[str, Any]:
     if not isinstance(event.data, dict):
         path = event.path("data")
-        problem = "missing" if event.data is None else "must be an object"
-        raise PayloadError(f"{path}: {problem}", fields={path: [problem]})
+        if event.data is None:
+            raise PayloadError(f"{path} is missing", fields={path: ["missing"]})
+        raise PayloadError(f"{path} must be an object", fields={path: ["must be an object"]})
     return event.data
-
-
-def _field(
-    mapping: dict[str, Any], path: str, name: str, kind: type, *, required: bool = True
-) -> Any:
-    """Return `mapping[name]` checked against `kind`; PayloadError naming `path.name` if wrong."""
-    where = f"{path}.{name}" if path else name
-    value = mapping.get(name)
-    if value is None or (required and value == ""):
-        if not required:
-            return None
-        problem = "missing" if value is None else "empty"
-        raise PayloadError(f"{where} is {problem}", fields={where: [problem]})
-    # bool is an int subclass, but `"size": true` is not a size.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        problem = f"must be {_KIND_NAMES[kind]}"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
-    return value

@@ -14,7 +14,7 @@ from typing import Any
 
 from relay.errors import PayloadError
 from relay.hooks.base import InboundRequest
-from relay.hooks.common import parse_json
+from relay.hooks.common import get_field, join_path, parse_json
 
 STRUCTURED_TYPES = ("application/cloudevents+json", "application/cloudevents-batch+json")
 SPEC_MAJOR = "1"
@@ -28,8 +28,6 @@ BINARY_HEADERS = {
     "time": "ce-time",
 }
 BINARY_NAMES = {**BINARY_HEADERS, "data": "body"}
-
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class CloudEvent:
 
     def path(self, attribute: str) -> str:
         """Name an attribute as the sender wrote it, e.g. "[0].subject" or the header "ce-id"."""
-        return _join(self.where, self.names.get(attribute, attribute))
+        return join_path(self.where, self.names.get(attribute, attribute))
 
 
 def is_binary(request: InboundRequest) -> bool:
@@ -92,11 +90,11 @@ def _event(
     attributes: dict[str, Any], data: Any, *, where: str, names: Mapping[str, str]
 ) -> CloudEvent:
     def read(attribute: str, *, required: bool = True) -> Any:
-        return _field(attributes, where, names.get(attribute, attribute), str, required=required)
+        return get_field(attributes, where, names.get(attribute, attribute), str, required=required)
 
     version = read("specversion")
     if version.split(".")[0] != SPEC_MAJOR:
-        path = _join(where, names.get("specversion", "specversion"))
+        path = join_path(where, names.get("specversion", "specversion"))
         problem = f"must be 1.x, not {version!r}"
         raise PayloadError(f"{path} {problem}", fields={path: [problem]})
     return CloudEvent(
@@ -111,27 +109,5 @@ def _event(
     )
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
 def _media_type(request: InboundRequest) -> str:
     return request.header("content-type").split(";")[0].strip().lower()
-
-
-def _field(
-    mapping: dict[str, Any], path: str, name: str, kind: type, *, required: bool = True
-) -> Any:
-    """Return `mapping[name]` checked against `kind`; PayloadError naming `path.name` if wrong."""
-    where = _join(path, name)
-    value = mapping.get(name)
-    if value is None or (required and value == ""):
-        if not required:
-            return None
-        problem = "missing" if value is None else "empty"
-        raise PayloadError(f"{where} is {problem}", fields={where: [problem]})
-    # bool is an int subclass, but `"size": true` is not a size.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        problem = f"must be {_KIND_NAMES[kind]}"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
-    return value

@@ -69,3 +69,41 @@ def require_token(request: InboundRequest, secrets: Iterable[str]) -> None:
         )
     if not secrets or not any(matches_any(token, secrets) for token in tokens):
         raise SignatureError("the token does not match this source's secret")
+
+
+# Largest size or generation a sender may state: a signed 64-bit integer.
+MAX_SIZE = 2**63 - 1
+KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
+
+
+def join_path(path: str, name: str) -> str:
+    """`Records[0].s3` + `key` -> `Records[0].s3.key`, the field path errors name."""
+    return f"{path}.{name}" if path else name
+
+
+def get_field(
+    mapping: dict[str, Any], path: str, name: str, kind: type, *, required: bool = True
+) -> Any:
+    """Return `mapping[name]` checked against `kind`; PayloadError naming `path.name` if wrong."""
+    where = join_path(path, name)
+    value = mapping.get(name)
+    if value is None or (required and value == ""):
+        if not required:
+            return None
+        problem = "missing" if value is None else "empty"
+        raise PayloadError(f"{where} is {problem}", fields={where: [problem]})
+    # bool is an int subclass, but `"size": true` is not a size.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        problem = f"must be {KIND_NAMES[kind]}"
+        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
+    return value
+
+
+def size_field(mapping: dict[str, Any], path: str, name: str = "size") -> int | None:
+    """An optional object size in bytes, from 0 to MAX_SIZE."""
+    size = get_field(mapping, path, name, int, required=False)
+    if size is not None and not 0 <= size <= MAX_SIZE:
+        where = join_path(path, name)
+        problem = f"must be between 0 and {MAX_SIZE}"
+        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
+    return size

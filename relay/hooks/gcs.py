@@ -30,7 +30,7 @@ from relay.hooks.base import (
     Notice,
     StorageObject,
 )
-from relay.hooks.common import parse_json, require_token
+from relay.hooks.common import MAX_SIZE, get_field, parse_json, require_token
 from relay.hooks.oidc import verify_google_oidc
 
 FINALIZE = "OBJECT_FINALIZE"
@@ -47,10 +47,7 @@ EVENTARC_IGNORED = {
     EVENTARC_PREFIX + "metadataUpdated": "object metadata updated",
 }
 NO_PAYLOAD = "NONE"  # the notification's payload format when `data` is left empty
-MAX_INT64 = 2**63 - 1
 DIGITS = re.compile(r"[0-9]{1,19}")  # int64 fits in 19 digits
-
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 def receive(source: Source, request: InboundRequest, ctx: HookContext) -> HookResult:
@@ -97,15 +94,15 @@ def push_to_notice(doc: Any) -> Notice:
     if not isinstance(doc, dict):
         problem = "must be an object"
         raise PayloadError(f"a Pub/Sub push envelope {problem}", fields={"body": [problem]})
-    message = _field(doc, "", "message", dict)
-    message_id = _field(message, "message", "messageId", str)
-    attributes = _field(message, "message", "attributes", dict)
-    event_type = _field(attributes, "message.attributes", "eventType", str)
+    message = get_field(doc, "", "message", dict)
+    message_id = get_field(message, "message", "messageId", str)
+    attributes = get_field(message, "message", "attributes", dict)
+    event_type = get_field(attributes, "message.attributes", "eventType", str)
     if event_type != FINALIZE:
         ignored = PUBSUB_IGNORED.get(event_type, f"event {event_type} is not an object creation")
         return Notice(message_id=message_id, ignored=ignored, event_name=event_type)
-    event_time = _field(attributes, "message.attributes", "eventTime", str, required=False)
-    data = _field(message, "message", "data", str, required=False)
+    event_time = get_field(attributes, "message.attributes", "eventTime", str, required=False)
+    data = get_field(message, "message", "data", str, required=False)
     if not data or attributes.get("payloadFormat") == NO_PAYLOAD:
         storage_object = attributes_object(attributes, event_time)
     else:
@@ -149,13 +146,13 @@ def resource_object(
     generation = _int64(resource, path, "generation")
     return StorageObject(
         provider="gcs",
-        bucket=_field(resource, path, "bucket", str),
-        key=_field(resource, path, "name", str),
+        bucket=get_field(resource, path, "bucket", str),
+        key=get_field(resource, path, "name", str),
         size=_int64(resource, path, "size"),
-        etag=_field(resource, path, "etag", str, required=False),
+        etag=get_field(resource, path, "etag", str, required=False),
         version=None if generation is None else str(generation),
         event_time=event_time,
-        content_type=_field(resource, path, "contentType", str, required=False),
+        content_type=get_field(resource, path, "contentType", str, required=False),
         event_name=event_name,
     )
 
@@ -166,8 +163,8 @@ def attributes_object(attributes: dict[str, Any], event_time: str | None) -> Sto
     generation = _int64(attributes, path, "objectGeneration")
     return StorageObject(
         provider="gcs",
-        bucket=_field(attributes, path, "bucketId", str),
-        key=_field(attributes, path, "objectId", str),
+        bucket=get_field(attributes, path, "bucketId", str),
+        key=get_field(attributes, path, "objectId", str),
         version=None if generation is None else str(generation),
         event_time=event_time,
         event_name=FINALIZE,
@@ -182,25 +179,7 @@ def _int64(mapping: dict[str, Any], path: str, name: str) -> int | None:
         return None
     if isinstance(value, str) and DIGITS.fullmatch(value):
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT64:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SIZE:
         problem = "must be a non-negative int64 (a string of digits)"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
-    return value
-
-
-def _field(
-    mapping: dict[str, Any], path: str, name: str, kind: type, *, required: bool = True
-) -> Any:
-    """Return `mapping[name]` checked against `kind`; PayloadError naming `path.name` if wrong."""
-    where = f"{path}.{name}" if path else name
-    value = mapping.get(name)
-    if value is None or (required and value == ""):
-        if not required:
-            return None
-        problem = "missing" if value is None else "empty"
-        raise PayloadError(f"{where} is {problem}", fields={where: [problem]})
-    # bool is an int subclass, but `"size": true` is not a size.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        problem = f"must be {_KIND_NAMES[kind]}"
         raise PayloadError(f"{where} {problem}", fields={where: [problem]})
     return value

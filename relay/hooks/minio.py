@@ -22,7 +22,7 @@ from relay.hooks.base import (
     Notice,
     StorageObject,
 )
-from relay.hooks.common import parse_json, require_token
+from relay.hooks.common import get_field, parse_json, require_token, size_field
 
 PROBE_METHODS = ("GET", "HEAD")
 CREATED = "ObjectCreated"
@@ -31,9 +31,6 @@ METADATA_ONLY = frozenset({"PutTagging", "DeleteTagging", "PutRetention", "PutLe
 IGNORED_KINDS = {"ObjectRemoved": "object removed", "ObjectAccessed": "object read"}
 # The versionId of an object in an unversioned bucket; the sequencer tells its uploads apart.
 UNVERSIONED = "null"
-MAX_SIZE = 2**63 - 1
-
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 def receive(source: Source, request: InboundRequest, ctx: HookContext) -> HookResult:
@@ -54,7 +51,7 @@ def notification_to_notices(doc: Any) -> list[Notice]:
     if not isinstance(doc, dict):
         problem = "must be an object"
         raise PayloadError(f"a MinIO notification {problem}", fields={"body": [problem]})
-    records = _field(doc, "", "Records", list)
+    records = get_field(doc, "", "Records", list)
     if not records:
         raise PayloadError("Records is empty", fields={"Records": ["empty"]})
     return [record_to_notice(record, f"Records[{index}]") for index, record in enumerate(records)]
@@ -64,7 +61,7 @@ def record_to_notice(record: Any, path: str) -> Notice:
     """Turn one record (at `path`, for error messages) into an object notice or an ignored one."""
     if not isinstance(record, dict):
         raise PayloadError(f"{path} must be an object", fields={path: ["must be an object"]})
-    event_name = _field(record, path, "eventName", str)
+    event_name = get_field(record, path, "eventName", str)
     kind, _, action = event_name.removeprefix("s3:").partition(":")
     if kind != CREATED:
         ignored = IGNORED_KINDS.get(kind, f"event {event_name} is not an object creation")
@@ -78,22 +75,22 @@ def record_to_notice(record: Any, path: str) -> Notice:
 
 def record_object(record: dict[str, Any], path: str, event_name: str) -> StorageObject:
     """Read the object an ObjectCreated record announces."""
-    s3 = _field(record, path, "s3", dict)
-    bucket = _field(s3, f"{path}.s3", "bucket", dict)
+    s3 = get_field(record, path, "s3", dict)
+    bucket = get_field(s3, f"{path}.s3", "bucket", dict)
     object_path = f"{path}.s3.object"
-    obj = _field(s3, f"{path}.s3", "object", dict)
-    version_id = _field(obj, object_path, "versionId", str, required=False)
+    obj = get_field(s3, f"{path}.s3", "object", dict)
+    version_id = get_field(obj, object_path, "versionId", str, required=False)
     if version_id == UNVERSIONED:
         version_id = None
     return StorageObject(
         provider="minio",
-        bucket=_field(bucket, f"{path}.s3.bucket", "name", str),
-        key=_decoded_key(_field(obj, object_path, "key", str), f"{object_path}.key"),
-        size=_size(obj, object_path),
-        etag=_field(obj, object_path, "eTag", str, required=False),
-        version=version_id or _field(obj, object_path, "sequencer", str, required=False),
-        event_time=_field(record, path, "eventTime", str, required=False),
-        content_type=_field(obj, object_path, "contentType", str, required=False),
+        bucket=get_field(bucket, f"{path}.s3.bucket", "name", str),
+        key=_decoded_key(get_field(obj, object_path, "key", str), f"{object_path}.key"),
+        size=size_field(obj, object_path),
+        etag=get_field(obj, object_path, "eTag", str, required=False),
+        version=version_id or get_field(obj, object_path, "sequencer", str, required=False),
+        event_time=get_field(record, path, "eventTime", str, required=False),
+        content_type=get_field(obj, object_path, "contentType", str, required=False),
         event_name=event_name,
     )
 
@@ -109,29 +106,3 @@ def _decoded_key(key: str, where: str) -> str:
     except UnicodeDecodeError:
         problem = "is not UTF-8 once URL-decoded"
         raise PayloadError(f"{where} {problem}", fields={where: [problem]}) from None
-
-
-def _size(obj: dict[str, Any], path: str) -> int | None:
-    size = _field(obj, path, "size", int, required=False)
-    if size is not None and not 0 <= size <= MAX_SIZE:
-        problem = f"must be between 0 and {MAX_SIZE}"
-        raise PayloadError(f"{path}.size {problem}", fields={f"{path}.size": [problem]})
-    return size
-
-
-def _field(
-    mapping: dict[str, Any], path: str, name: str, kind: type, *, required: bool = True
-) -> Any:
-    """Return `mapping[name]` checked against `kind`; PayloadError naming `path.name` if wrong."""
-    where = f"{path}.{name}" if path else name
-    value = mapping.get(name)
-    if value is None or (required and value == ""):
-        if not required:
-            return None
-        problem = "missing" if value is None else "empty"
-        raise PayloadError(f"{where} is {problem}", fields={where: [problem]})
-    # bool is an int subclass, but `"size": true` is not a size.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        problem = f"must be {_KIND_NAMES[kind]}"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
-    return value

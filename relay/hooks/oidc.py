@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from relay.errors import SignatureError
+from relay.errors import SignatureError, UpstreamError
 from relay.hooks.base import HookContext
 
 ALGORITHM = "RS256"
@@ -136,7 +136,7 @@ def _fetch_key_set(jwks_url: str, ctx: HookContext, now: float) -> _KeySet:
     try:
         body = ctx.http_get(jwks_url)
     except Exception as exc:  # http_get's error types depend on the adapter behind it
-        raise SignatureError(f"cannot fetch the OIDC signing keys from {jwks_url}") from exc
+        raise UpstreamError(f"cannot fetch the OIDC signing keys from {jwks_url}") from exc
     try:
         doc = json.loads(body)
     except ValueError:

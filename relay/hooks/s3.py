@@ -30,13 +30,10 @@ from relay.hooks.base import (
     Notice,
     StorageObject,
 )
-from relay.hooks.common import matches_any, parse_json, require_token
+from relay.hooks.common import get_field, matches_any, parse_json, require_token, size_field
 
 TEST_EVENT = "s3:TestEvent"
 # Object sizes beyond a signed 64-bit integer are not real S3 objects (and would not fit a column).
-MAX_SIZE = 2**63 - 1
-
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 def receive(source: Source, request: InboundRequest, ctx: HookContext) -> HookResult:
@@ -114,7 +111,7 @@ def event_to_notices(doc: Any, message_id: str | None) -> list[Notice]:
             "or an EventBridge event",
             fields={"Records": ["missing"]},
         )
-    records = _field(doc, "", "Records", list)
+    records = get_field(doc, "", "Records", list)
     if not records:
         raise PayloadError("Records is empty", fields={"Records": ["empty"]})
     return [
@@ -136,28 +133,28 @@ def record_to_notice(record: Any, path: str, message_id: str | None) -> Notice:
     """Turn one S3 notification record (at `path`, for error messages) into a notice."""
     if not isinstance(record, dict):
         raise PayloadError(f"{path} must be an object", fields={path: ["must be an object"]})
-    event_source = _field(record, path, "eventSource", str)
+    event_source = get_field(record, path, "eventSource", str)
     if event_source != "aws:s3":
         problem = f"must be 'aws:s3', not {event_source!r}"
         raise PayloadError(
             f"{path}.eventSource {problem}", fields={f"{path}.eventSource": [problem]}
         )
-    event_name = _field(record, path, "eventName", str)
-    s3 = _field(record, path, "s3", dict)
-    bucket = _field(s3, f"{path}.s3", "bucket", dict)
+    event_name = get_field(record, path, "eventName", str)
+    s3 = get_field(record, path, "s3", dict)
+    bucket = get_field(s3, f"{path}.s3", "bucket", dict)
     object_path = f"{path}.s3.object"
-    obj = _field(s3, f"{path}.s3", "object", dict)
+    obj = get_field(s3, f"{path}.s3", "object", dict)
     storage_object = StorageObject(
         provider="s3",
-        bucket=_field(bucket, f"{path}.s3.bucket", "name", str),
-        key=_decoded_key(_field(obj, object_path, "key", str), f"{object_path}.key"),
-        size=_size(obj, object_path),
-        etag=_field(obj, object_path, "eTag", str, required=False),
+        bucket=get_field(bucket, f"{path}.s3.bucket", "name", str),
+        key=_decoded_key(get_field(obj, object_path, "key", str), f"{object_path}.key"),
+        size=size_field(obj, object_path),
+        etag=get_field(obj, object_path, "eTag", str, required=False),
         version=(
-            _field(obj, object_path, "versionId", str, required=False)
-            or _field(obj, object_path, "sequencer", str, required=False)
+            get_field(obj, object_path, "versionId", str, required=False)
+            or get_field(obj, object_path, "sequencer", str, required=False)
         ),
-        event_time=_field(record, path, "eventTime", str, required=False),
+        event_time=get_field(record, path, "eventTime", str, required=False),
         event_name=event_name,
     )
     return _notice(
@@ -170,30 +167,30 @@ def record_to_notice(record: Any, path: str, message_id: str | None) -> Notice:
 
 def eventbridge_to_notice(event: dict[str, Any]) -> Notice:
     """Turn an EventBridge S3 event (one object, kebab-case fields, raw key) into a notice."""
-    event_source = _field(event, "", "source", str)
+    event_source = get_field(event, "", "source", str)
     if event_source != "aws.s3":
         problem = f"must be 'aws.s3', not {event_source!r}"
         raise PayloadError(f"source {problem}", fields={"source": [problem]})
-    detail_type = _field(event, "", "detail-type", str)
-    detail = _field(event, "", "detail", dict)
-    bucket = _field(detail, "detail", "bucket", dict)
-    obj = _field(detail, "detail", "object", dict)
+    detail_type = get_field(event, "", "detail-type", str)
+    detail = get_field(event, "", "detail", dict)
+    bucket = get_field(detail, "detail", "bucket", dict)
+    obj = get_field(detail, "detail", "object", dict)
     storage_object = StorageObject(
         provider="s3",
-        bucket=_field(bucket, "detail.bucket", "name", str),
+        bucket=get_field(bucket, "detail.bucket", "name", str),
         # EventBridge sends the key as stored (a literal ':' or '+'); decoding would corrupt it.
-        key=_field(obj, "detail.object", "key", str),
-        size=_size(obj, "detail.object"),
-        etag=_field(obj, "detail.object", "etag", str, required=False),
+        key=get_field(obj, "detail.object", "key", str),
+        size=size_field(obj, "detail.object"),
+        etag=get_field(obj, "detail.object", "etag", str, required=False),
         version=(
-            _field(obj, "detail.object", "version-id", str, required=False)
-            or _field(obj, "detail.object", "sequencer", str, required=False)
+            get_field(obj, "detail.object", "version-id", str, required=False)
+            or get_field(obj, "detail.object", "sequencer", str, required=False)
         ),
-        event_time=_field(event, "", "time", str, required=False),
+        event_time=get_field(event, "", "time", str, required=False),
         event_name=detail_type,
     )
     return _notice(
-        _field(event, "", "id", str),
+        get_field(event, "", "id", str),
         storage_object,
         created=detail_type == "Object Created",
         deleted=detail_type == "Object Deleted",
@@ -221,29 +218,3 @@ def _notice(
         return Notice(message_id=message_id, object=storage_object, event_name=event_name)
     ignored = "object deleted" if deleted else f"event {event_name} is not an object creation"
     return Notice(message_id=message_id, ignored=ignored, event_name=event_name)
-
-
-def _size(obj: dict[str, Any], path: str) -> int | None:
-    size = _field(obj, path, "size", int, required=False)
-    if size is not None and not 0 <= size <= MAX_SIZE:
-        problem = f"must be between 0 and {MAX_SIZE}"
-        raise PayloadError(f"{path}.size {problem}", fields={f"{path}.size": [problem]})
-    return size
-
-
-def _field(
-    mapping: dict[str, Any], path: str, name: str, kind: type, *, required: bool = True
-) -> Any:
-    """Return `mapping[name]` checked against `kind`; PayloadError naming `path.name` if wrong."""
-    where = f"{path}.{name}" if path else name
-    value = mapping.get(name)
-    if value is None or (required and value == ""):
-        if not required:
-            return None
-        problem = "missing" if value is None else "empty"
-        raise PayloadError(f"{where} is {problem}", fields={where: [problem]})
-    # bool is an int subclass, but `"size": true` is not a size.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        problem = f"must be {_KIND_NAMES[kind]}"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]})
-    return value

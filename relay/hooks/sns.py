@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from config.sources import Source
-from relay.errors import PayloadError, RelayError, SignatureError
+from relay.errors import PayloadError, SignatureError, UpstreamError
 from relay.hooks.base import (
     Delivery,
     Handshake,
@@ -88,20 +88,6 @@ _SNS_HOST_PATTERN = re.compile(_SNS_HOST)
 _CERT_URL_PATTERN = re.compile(rf"https://{_SNS_HOST}/[A-Za-z0-9._/-]*\.pem")
 # urlsplit silently drops tabs and newlines; refuse URLs holding any whitespace or control byte.
 _PLAIN_URL_PATTERN = re.compile(r"[!-~]+")
-
-
-class ConfirmationError(RelayError):
-    """Fetching the SubscribeURL failed; a 5xx makes SNS send the confirmation again."""
-
-    status_code = 502
-    code = "confirmation_failed"
-
-
-class CertificateFetchError(RelayError):
-    """The signing certificate could not be fetched; a 5xx makes SNS retry the message."""
-
-    status_code = 502
-    code = "certificate_unavailable"
 
 
 def is_sns_envelope(doc: Any) -> bool:
@@ -228,13 +214,13 @@ def signing_certificate(url: Any, ctx: HookContext) -> x509.Certificate:
     try:
         pem = ctx.http_get(url)
     except Exception as exc:
-        raise CertificateFetchError(
+        raise UpstreamError(
             f"could not fetch the SNS signing certificate {url}: {type(exc).__name__}"
         ) from exc
     try:
         certificate = x509.load_pem_x509_certificate(pem)
     except ValueError:
-        raise CertificateFetchError(f"{url} did not return a PEM certificate") from None
+        raise UpstreamError(f"{url} did not return a PEM certificate") from None
     ctx.cache[url] = certificate
     return certificate
 
@@ -294,7 +280,7 @@ def handle_control(envelope: dict[str, str], source: Source, ctx: HookContext) -
         ctx.http_get(url)
     except Exception as exc:
         # The URL carries the subscription token: name the failure, never the URL.
-        raise ConfirmationError(
+        raise UpstreamError(
             f"could not confirm the SNS subscription to {topic}: {type(exc).__name__}"
         ) from exc
     note = f"confirmed the SNS subscription to {topic}"

@@ -68,16 +68,19 @@ def release_response(release: dict) -> dict[str, Any]:
 
 @datasets.get("/api_status/")
 def api_status() -> dict:
+    """Answer the SDK's start-up check."""
     return {}
 
 
 @datasets.get("/user")
 def current_user() -> dict:
+    """The caller's account."""
     return user_json(g.user)
 
 
 @datasets.get("/users/<username>")
 def get_user(username: str) -> dict:
+    """Any known account."""
     if not sandbox().is_account(username):
         raise not_found()
     return user_json(username)
@@ -88,17 +91,20 @@ def get_user(username: str) -> dict:
 
 @datasets.get("/user/datasets/")
 def list_my_datasets() -> list:
+    """Datasets the caller owns or collaborates on."""
     return list_datasets(owner=None)
 
 
 @datasets.get("/users/<username>/datasets/")
 def list_user_datasets(username: str) -> list:
+    """An account's datasets the caller may see."""
     if not sandbox().is_account(username):
         raise not_found()
     return list_datasets(owner=username)
 
 
 def list_datasets(owner: str | None) -> list:
+    """One page of datasets, each with the caller's role."""
     store = sandbox().store
     page, per_page = paging(request.args)
     rows = paged(store.visible_datasets(g.user, owner, page, per_page), page)
@@ -107,11 +113,13 @@ def list_datasets(owner: str | None) -> list:
 
 @datasets.post("/user/datasets/")
 def create_my_dataset() -> tuple[dict, int]:
+    """Create a dataset owned by the caller."""
     return create_dataset(g.user)
 
 
 @datasets.post("/organizations/<org>/datasets/")
 def create_org_dataset(org: str) -> tuple[dict, int]:
+    """Create a dataset owned by an organization."""
     # Organizations are plain accounts here; whoever creates in one administers the dataset.
     if not sandbox().is_account(org):
         raise not_found()
@@ -119,6 +127,7 @@ def create_org_dataset(org: str) -> tuple[dict, int]:
 
 
 def create_dataset(owner: str) -> tuple[dict, int]:
+    """Create a dataset for `owner`; its name must be new for that owner."""
     store = sandbox().store
     fields = dataset_body(json_body(request))
     try:
@@ -132,68 +141,75 @@ def create_dataset(owner: str) -> tuple[dict, int]:
     return dataset_response(dataset, role), 201
 
 
-@datasets.get("/datasets/<owner>/<name>/")
-def get_dataset(owner: str, name: str) -> dict:
-    return dataset_response(*load_dataset(owner, name))
+@datasets.get("/datasets/<owner>/<dataset>/")
+def get_dataset(owner: str, dataset: str) -> dict:
+    """One dataset."""
+    return dataset_response(*load_dataset(owner, dataset))
 
 
-@datasets.patch("/datasets/<owner>/<name>/")
-def update_dataset(owner: str, name: str) -> dict:
-    dataset, role = load_dataset(owner, name, Right.OWN)
+@datasets.patch("/datasets/<owner>/<dataset>/")
+def update_dataset(owner: str, dataset: str) -> dict:
+    """Change the given fields of a dataset (owner or admin only)."""
+    record, role = load_dataset(owner, dataset, Right.OWN)
     fields = dataset_body(json_body(request), partial=True)
     try:
-        dataset = sandbox().store.update_dataset(dataset["id"], dataset_changes(dataset, fields))
+        record = sandbox().store.update_dataset(record["id"], dataset_changes(record, fields))
     except DuplicateError:
         raise already_exists("dataset") from None
-    return dataset_response(dataset, role)
+    return dataset_response(record, role)
 
 
-@datasets.delete("/datasets/<owner>/<name>/")
-def delete_dataset(owner: str, name: str) -> Response:
-    dataset, _ = load_dataset(owner, name, Right.OWN)
-    sandbox().store.delete_dataset(dataset["id"])
+@datasets.delete("/datasets/<owner>/<dataset>/")
+def delete_dataset(owner: str, dataset: str) -> Response:
+    """Delete a dataset and everything in it (owner or admin only)."""
+    record, _ = load_dataset(owner, dataset, Right.OWN)
+    sandbox().store.delete_dataset(record["id"])
     return no_content()
 
 
 # -- collaborators ----------------------------------------------------------------------------
 
 
-@datasets.post("/datasets/<owner>/<name>/collaborators/")
-def add_collaborator(owner: str, name: str) -> tuple[dict, int]:
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+@datasets.post("/datasets/<owner>/<dataset>/collaborators/")
+def add_collaborator(owner: str, dataset: str) -> tuple[dict, int]:
+    """Give a known user a role on the dataset."""
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     fields = collaborator_body(json_body(request))
     username, role = fields["user"], fields.get("role", "labeler")
-    if not sandbox().is_account(username) or username == dataset["owner"]:
+    if not sandbox().is_account(username) or username == record["owner"]:
         raise field_error("user", f"{username} cannot be added as collaborator to this dataset.")
     try:
-        sandbox().store.add_collaborator(dataset["id"], username, role)
+        sandbox().store.add_collaborator(record["id"], username, role)
     except DuplicateError:
         raise field_error("user", f"{username} is already a collaborator.") from None
     return collaborator_json(username, role), 201
 
 
-@datasets.get("/datasets/<owner>/<name>/collaborators/<username>")
-def get_collaborator(owner: str, name: str, username: str) -> dict:
-    dataset, _ = load_dataset(owner, name)
-    role = sandbox().store.role_of(dataset["id"], username)
+@datasets.get("/datasets/<owner>/<dataset>/collaborators/<username>")
+def get_collaborator(owner: str, dataset: str, username: str) -> dict:
+    """One collaborator and their role."""
+    record, _ = load_dataset(owner, dataset)
+    role = sandbox().store.role_of(record["id"], username)
     if role is None:
         raise not_found()
     return collaborator_json(username, role)
 
 
-@datasets.patch("/datasets/<owner>/<name>/collaborators/<username>")
-def update_collaborator(owner: str, name: str, username: str) -> dict:
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+@datasets.patch("/datasets/<owner>/<dataset>/collaborators/<username>")
+def update_collaborator(owner: str, dataset: str, username: str) -> dict:
+    """Change a collaborator's role."""
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     role = collaborator_body(json_body(request), partial=True)["role"]
-    if not sandbox().store.set_role(dataset["id"], username, role):
+    if not sandbox().store.set_role(record["id"], username, role):
         raise not_found()
     return collaborator_json(username, role)
 
 
-@datasets.delete("/datasets/<owner>/<name>/collaborators/<username>")
-def delete_collaborator(owner: str, name: str, username: str) -> Response:
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
-    if not sandbox().store.remove_collaborator(dataset["id"], username):
+@datasets.delete("/datasets/<owner>/<dataset>/collaborators/<username>")
+def delete_collaborator(owner: str, dataset: str, username: str) -> Response:
+    """Take a collaborator off the dataset."""
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
+    if not sandbox().store.remove_collaborator(record["id"], username):
         raise not_found()
     return no_content()
 
@@ -201,35 +217,39 @@ def delete_collaborator(owner: str, name: str, username: str) -> Response:
 # -- labelsets --------------------------------------------------------------------------------
 
 
-@datasets.get("/datasets/<owner>/<name>/labelsets/")
-def list_labelsets(owner: str, name: str) -> list:
-    dataset, _ = load_dataset(owner, name)
-    return [labelset_json(row) for row in sandbox().store.labelsets(dataset["id"])]
+@datasets.get("/datasets/<owner>/<dataset>/labelsets/")
+def list_labelsets(owner: str, dataset: str) -> list:
+    """The dataset's labelsets."""
+    record, _ = load_dataset(owner, dataset)
+    return [labelset_json(row) for row in sandbox().store.labelsets(record["id"])]
 
 
-@datasets.post("/datasets/<owner>/<name>/labelsets/")
-def create_labelset(owner: str, name: str) -> tuple[dict, int]:
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+@datasets.post("/datasets/<owner>/<dataset>/labelsets/")
+def create_labelset(owner: str, dataset: str) -> tuple[dict, int]:
+    """Add a labelset."""
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     fields = labelset_body(json_body(request))
     try:
         labelset = sandbox().store.create_labelset(
-            dataset["id"], fields["name"], fields.get("description", "")
+            record["id"], fields["name"], fields.get("description", "")
         )
     except DuplicateError:
         raise already_exists("labelset") from None
     return labelset_json(labelset), 201
 
 
-@datasets.get("/datasets/<owner>/<name>/labelsets/<labelset>/")
-def get_labelset(owner: str, name: str, labelset: str) -> dict:
-    dataset, _ = load_dataset(owner, name)
-    return labelset_json(load_labelset(dataset, labelset))
+@datasets.get("/datasets/<owner>/<dataset>/labelsets/<labelset>/")
+def get_labelset(owner: str, dataset: str, labelset: str) -> dict:
+    """One labelset."""
+    record, _ = load_dataset(owner, dataset)
+    return labelset_json(load_labelset(record, labelset))
 
 
-@datasets.delete("/datasets/<owner>/<name>/labelsets/<labelset>/")
-def delete_labelset(owner: str, name: str, labelset: str) -> Response:
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
-    row = load_labelset(dataset, labelset)
+@datasets.delete("/datasets/<owner>/<dataset>/labelsets/<labelset>/")
+def delete_labelset(owner: str, dataset: str, labelset: str) -> Response:
+    """Delete a labelset and its labels; ground-truth stays."""
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
+    row = load_labelset(record, labelset)
     if labelset == GROUND_TRUTH:
         raise field_error("name", "The ground-truth labelset cannot be deleted.")
     sandbox().store.delete_labelset(row["id"])
@@ -239,23 +259,25 @@ def delete_labelset(owner: str, name: str, labelset: str) -> Response:
 # -- releases ---------------------------------------------------------------------------------
 
 
-@datasets.get("/datasets/<owner>/<name>/releases/")
-def list_releases(owner: str, name: str) -> list:
-    dataset, _ = load_dataset(owner, name)
-    return [release_response(row) for row in sandbox().store.releases(dataset["id"])]
+@datasets.get("/datasets/<owner>/<dataset>/releases/")
+def list_releases(owner: str, dataset: str) -> list:
+    """The dataset's releases, oldest first."""
+    record, _ = load_dataset(owner, dataset)
+    return [release_response(row) for row in sandbox().store.releases(record["id"])]
 
 
-@datasets.post("/datasets/<owner>/<name>/releases/")
-def create_release(owner: str, name: str) -> tuple[dict, int]:
+@datasets.post("/datasets/<owner>/<dataset>/releases/")
+def create_release(owner: str, dataset: str) -> tuple[dict, int]:
+    """Snapshot the dataset into a release that finishes after the release delay."""
     state = sandbox()
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     fields = release_body(json_body(request))
     faults = state.faults.current
     description = fields.get("description", "")
-    labelsets, samples, labels = state.store.snapshot(dataset["id"])
+    labelsets, samples, labels = state.store.snapshot(record["id"])
     release = {
         "uuid": new_uuid(),
-        "dataset_id": dataset["id"],
+        "dataset_id": record["id"],
         "name": fields["name"],
         "description": description,
         "created_at": now_iso(),
@@ -264,7 +286,7 @@ def create_release(owner: str, name: str) -> tuple[dict, int]:
         "fails": faults.release_fail or FAIL_MARK in description,
         "samples_count": len(samples),
     }
-    release["export"] = build_export(release, dataset, labelsets, samples, labels)
+    release["export"] = build_export(release, record, labelsets, samples, labels)
     try:
         row = state.store.create_release(release)
     except DuplicateError:
@@ -272,19 +294,21 @@ def create_release(owner: str, name: str) -> tuple[dict, int]:
     return release_response(row), 201
 
 
-@datasets.get("/datasets/<owner>/<name>/releases/<release>/")
-def get_release(owner: str, name: str, release: str) -> dict:
-    dataset, _ = load_dataset(owner, name)
-    row = sandbox().store.get_release(dataset["id"], release)
+@datasets.get("/datasets/<owner>/<dataset>/releases/<release>/")
+def get_release(owner: str, dataset: str, release: str) -> dict:
+    """One release, its status as of now."""
+    record, _ = load_dataset(owner, dataset)
+    row = sandbox().store.get_release(record["id"], release)
     if row is None:
         raise not_found()
     return release_response(row)
 
 
-@datasets.delete("/datasets/<owner>/<name>/releases/<release>/")
-def delete_release(owner: str, name: str, release: str) -> Response:
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
-    row = sandbox().store.get_release(dataset["id"], release)
+@datasets.delete("/datasets/<owner>/<dataset>/releases/<release>/")
+def delete_release(owner: str, dataset: str, release: str) -> Response:
+    """Delete a release."""
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
+    row = sandbox().store.get_release(record["id"], release)
     if row is None:
         raise not_found()
     sandbox().store.delete_release(row["uuid"])
@@ -296,6 +320,7 @@ def delete_release(owner: str, name: str, release: str) -> Response:
 
 @datasets.post("/assets/")
 def create_asset() -> tuple[dict, int]:
+    """Reserve an upload and answer with its presigned POST."""
     filename = clean(json_body(request), {"filename": nonblank}, ("filename",))["filename"]
     uuid = new_uuid()
     asset = sandbox().store.create_asset(

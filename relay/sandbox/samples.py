@@ -57,60 +57,60 @@ def full_label(label: dict | None, labelset: dict, dataset: dict) -> dict[str, A
 # -- samples ----------------------------------------------------------------------------------
 
 
-@samples.post("/datasets/<owner>/<name>/samples/")
-def create_sample(owner: str, name: str) -> tuple[dict, int]:
+@samples.post("/datasets/<owner>/<dataset>/samples/")
+def create_sample(owner: str, dataset: str) -> tuple[dict, int]:
     """Add one sample; a taken name is a 400."""
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     fields = sample_body(json_body(request))
     try:
-        sample = sandbox().store.create_sample(dataset["id"], fields, g.user)
+        sample = sandbox().store.create_sample(record["id"], fields, g.user)
     except DuplicateError:
         raise already_exists("sample") from None
-    return sample_json(sample, full_name(dataset)), 201
+    return sample_json(sample, full_name(record)), 201
 
 
-@samples.post("/datasets/<owner>/<name>/samples_bulk/")
-def create_samples(owner: str, name: str) -> tuple[list, int]:
+@samples.post("/datasets/<owner>/<dataset>/samples_bulk/")
+def create_samples(owner: str, dataset: str) -> tuple[list, int]:
     """Add samples in bulk; names already there come back unchanged."""
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     items = samples_bulk_body(json_body(request))
-    rows = sandbox().store.create_samples(dataset["id"], items, g.user)
-    return [sample_json(row, full_name(dataset)) for row in rows], 201
+    rows = sandbox().store.create_samples(record["id"], items, g.user)
+    return [sample_json(row, full_name(record)) for row in rows], 201
 
 
-@samples.delete("/datasets/<owner>/<name>/samples_bulk/")
-def delete_samples(owner: str, name: str) -> dict:
+@samples.delete("/datasets/<owner>/<dataset>/samples_bulk/")
+def delete_samples(owner: str, dataset: str) -> dict:
     """Delete samples of the dataset by uuid."""
-    dataset, _ = load_dataset(owner, name, Right.MANAGE)
+    record, _ = load_dataset(owner, dataset, Right.MANAGE)
     uuids = uuids_body(json_body(request))
-    return {"deleted_count": sandbox().store.delete_samples(dataset["id"], uuids)}
+    return {"deleted_count": sandbox().store.delete_samples(record["id"], uuids)}
 
 
-@samples.get("/datasets/<owner>/<name>/samples/")
-def list_samples(owner: str, name: str) -> list:
+@samples.get("/datasets/<owner>/<dataset>/samples/")
+def list_samples(owner: str, dataset: str) -> list:
     """One page of samples, filtered by name, label status and metadata, and sorted."""
     store = sandbox().store
-    dataset, _ = load_dataset(owner, name)
+    record, _ = load_dataset(owner, dataset)
     args = request.args
     page, per_page = paging(args)
-    labelset = load_labelset(dataset, args["labelset"]) if "labelset" in args else None
+    labelset = load_labelset(record, args["labelset"]) if "labelset" in args else None
     query = SampleQuery(
         # Label statuses are those in the requested labelset, ground-truth by default.
-        labelset_id=(labelset or load_labelset(dataset, GROUND_TRUTH))["id"],
+        labelset_id=(labelset or load_labelset(record, GROUND_TRUTH))["id"],
         name_contains=args.get("name__contains"),
         statuses=label_statuses(args.get("label_status")),
         metadata=metadata_filters(args.get("filters")),
         sort=sample_sort(args.get("sort")),
     )
-    rows = paged(store.list_samples(dataset["id"], query, page, per_page), page)
-    listed = [sample_json(row, full_name(dataset)) for row in rows]
+    rows = paged(store.list_samples(record["id"], query, page, per_page), page)
+    listed = [sample_json(row, full_name(record)) for row in rows]
     if labelset is None:
         return listed
     labels = store.labels_of([row["uuid"] for row in rows], labelset["id"])
     in_full = flag(args.get("include_full_label"))
     for sample in listed:
         label = labels.get(sample["uuid"])
-        sample["label"] = full_label(label, labelset, dataset) if in_full else label_summary(label)
+        sample["label"] = full_label(label, labelset, record) if in_full else label_summary(label)
     return listed
 
 

@@ -166,7 +166,7 @@ class SegmentsClient:
             "name": name,
             "description": description,
             "task_type": task_type,
-            "task_attributes": dict(task_attributes or DEFAULT_TASK_ATTRIBUTES),
+            "task_attributes": task_attributes or DEFAULT_TASK_ATTRIBUTES,
             "category": category,
             "public": public,
             **fields,
@@ -376,6 +376,14 @@ class SegmentsClient:
     def _release_path(dataset: str, name: str) -> str:
         return _dataset_path(dataset, "releases", _segment(name, "release name"), "")
 
+    # -- assets -----------------------------------------------------------------------------
+
+    def upload_asset(self, data: bytes, filename: str = "label.png") -> dict:
+        """Upload a file (e.g. a segmentation bitmap PNG); the answer's `url` is where it lives."""
+        asset = self._request("POST", "/assets/", body={"filename": filename})
+        self._upload(asset["presignedPostFields"], filename, data)
+        return asset
+
     # -- transport --------------------------------------------------------------------------
 
     def _paged(self, path: str, params: Mapping[str, str], per_page: int) -> Iterator[dict]:
@@ -405,20 +413,6 @@ class SegmentsClient:
         body: Any = None,
         compress: bool = False,
     ) -> Any:
-        """Send one API call, retrying retryable failures up to `max_retries` times."""
-        attempt = 0
-        while True:
-            try:
-                return self._send(method, path, params=params, body=body, compress=compress)
-            except SegmentsError as error:
-                if not error.retryable or attempt >= self.max_retries:
-                    raise
-                delay = backoff_delay(attempt, retry_after=getattr(error, "retry_after", None))
-                log.warning("retrying Segments.ai call in %.2fs: %s", delay, error)
-                sleep(delay)
-                attempt += 1
-
-    def _send(self, method: str, path: str, *, params: Any, body: Any, compress: bool) -> Any:
         headers = {
             "Authorization": f"APIKey {self._api_key}",
             "Accept": "application/json",
@@ -431,16 +425,51 @@ class SegmentsClient:
             if compress:
                 data = gzip.compress(data)
                 headers["Content-Encoding"] = "gzip"
+        url = self.base_url + path
+        return self._with_retries(
+            lambda: self._exchange(method, url, path, params=params, data=data, headers=headers)
+        )
+
+    def _upload(self, presigned: Mapping[str, Any], filename: str, data: bytes) -> None:
+        # A presigned S3 POST: its signed form fields authorise it, so the API key stays home.
+        url = presigned["url"]
+        files = {"file": (filename, data)}
+        headers = {"User-Agent": self.user_agent}
+        self._with_retries(
+            lambda: self._exchange(
+                "POST",
+                url,
+                urlsplit(url).path,
+                data=presigned["fields"],
+                files=files,
+                headers=headers,
+            )
+        )
+
+    def _with_retries(self, send: Callable[[], Any]) -> Any:
+        """Run `send`, retrying retryable failures up to `max_retries` times with backoff."""
+        attempt = 0
+        while True:
+            try:
+                return send()
+            except SegmentsError as error:
+                if not error.retryable or attempt >= self.max_retries:
+                    raise
+                delay = backoff_delay(attempt, retry_after=getattr(error, "retry_after", None))
+                log.warning("retrying Segments.ai call in %.2fs: %s", delay, error)
+                sleep(delay)
+                attempt += 1
+
+    def _exchange(self, method: str, url: str, path: str, **options: Any) -> Any:
+        """Send one HTTP request and return its parsed JSON, or raise the matching error."""
         try:
             response = self._session.request(
                 method,
-                self.base_url + path,
-                params=params,
-                data=data,
-                headers=headers,
+                url,
                 timeout=self.timeout,
                 # A redirected POST silently becomes a GET; surface redirects as errors instead.
                 allow_redirects=False,
+                **options,
             )
         except requests.RequestException as exc:
             raise error_for_exception(exc, method=method, path=path) from exc

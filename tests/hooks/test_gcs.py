@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -129,14 +130,14 @@ def test_pubsub_push_fixture(ctx: HookContext, bearer: dict[str, str]) -> None:
 def test_eventarc_structured_fixture(ctx: HookContext, bearer: dict[str, str]) -> None:
     headers = {"content-type": "application/cloudevents+json; charset=utf-8", **bearer}
     result = gcs.receive(OIDC_SOURCE, post(load("gcs_cloudevent_structured.json"), headers), ctx)
-    expected = StorageObject(**{**SAMPLE_OBJECT.__dict__, "event_name": FINALIZED})
+    expected = replace(SAMPLE_OBJECT, event_name=FINALIZED)
     assert result == Delivery([Notice(message_id="1234567", object=expected, event_name=FINALIZED)])
 
 
 def test_eventarc_binary_fixture(ctx: HookContext, bearer: dict[str, str]) -> None:
     headers = {**fixture_headers("gcs_eventarc_binary_headers.json"), **bearer}
     result = gcs.receive(OIDC_SOURCE, post(load("gcs_object_resource.json"), headers), ctx)
-    expected = StorageObject(**{**SAMPLE_OBJECT.__dict__, "event_name": FINALIZED})
+    expected = replace(SAMPLE_OBJECT, event_name=FINALIZED)
     assert result == Delivery([Notice(message_id="1234567", object=expected, event_name=FINALIZED)])
 
 
@@ -154,8 +155,10 @@ def test_eventarc_binary_fixture(ctx: HookContext, bearer: dict[str, str]) -> No
 )
 def test_object_name_is_kept_raw(name: str) -> None:
     resource = {**load("gcs_object_resource.json"), "name": name}
-    (notice,) = receive_with_token(post(push(resource, objectId=name), args={"token": SECRET})).notices
-    assert notice.object is not None and notice.object.key == name
+    request = post(push(resource, objectId=name), args={"token": SECRET})
+    (notice,) = receive_with_token(request).notices
+    assert notice.object is not None
+    assert notice.object.key == name
 
 
 def test_eventarc_binary_name_is_kept_raw() -> None:
@@ -163,7 +166,8 @@ def test_eventarc_binary_name_is_kept_raw() -> None:
     headers = fixture_headers("gcs_eventarc_binary_headers.json")
     resource = {**load("gcs_object_resource.json"), "name": name}
     (notice,) = receive_with_token(post(resource, headers, {"token": SECRET})).notices
-    assert notice.object is not None and notice.object.key == name
+    assert notice.object is not None
+    assert notice.object.key == name
 
 
 def test_payload_format_none_reads_the_attributes() -> None:
@@ -200,7 +204,8 @@ def test_other_pubsub_events_are_ignored(event_type: str, reason: str) -> None:
     envelope = push(eventType=event_type)
     envelope["message"]["data"] = "not even base64, and not read"
     (notice,) = receive_with_token(post(envelope, args={"token": SECRET})).notices
-    assert notice.object is None and reason in (notice.ignored or "")
+    assert notice.object is None
+    assert reason in (notice.ignored or "")
     assert (notice.message_id, notice.event_name) == ("2070443601311540", event_type)
 
 
@@ -216,7 +221,8 @@ def test_other_pubsub_events_are_ignored(event_type: str, reason: str) -> None:
 def test_other_eventarc_events_are_ignored(event_type: str, reason: str) -> None:
     headers = {**fixture_headers("gcs_eventarc_binary_headers.json"), "ce-type": event_type}
     (notice,) = receive_with_token(post(b"", headers, {"token": SECRET})).notices
-    assert notice.object is None and reason in (notice.ignored or "")
+    assert notice.object is None
+    assert reason in (notice.ignored or "")
     assert (notice.message_id, notice.event_name) == ("1234567", event_type)
 
 
@@ -268,7 +274,7 @@ def test_oidc_source_checks_the_token_claims(
 
 
 def test_oidc_source_does_not_take_the_shared_secret(ctx: HookContext) -> None:
-    source = Source(**{**OIDC_SOURCE.__dict__, "secrets": (SECRET,)})
+    source = replace(OIDC_SOURCE, secrets=(SECRET,))
     request = post(load("gcs_pubsub_push.json"), args={"token": SECRET})
     with pytest.raises(SignatureError, match="missing OIDC token"):
         gcs.receive(source, request, ctx)

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from config.sources import GOOGLE_ISSUERS
-from relay.errors import SignatureError
+from relay.errors import SignatureError, UpstreamError
 from relay.hooks.base import HookContext
 from relay.hooks.oidc import verify_google_oidc
 from tests.hooks.gcpfakes import (
@@ -277,10 +277,18 @@ def _unreachable(url: str) -> bytes:
     raise OSError("connection refused")
 
 
+def test_unreachable_key_server_asks_the_sender_to_retry(
+    key: rsa.RSAPrivateKey, clock: Clock
+) -> None:
+    ctx = HookContext(http_get=_unreachable, now=clock)
+    with pytest.raises(UpstreamError, match="cannot fetch") as caught:
+        verify(make_oidc_token(key, KID, now=NOW), ctx)
+    assert caught.value.status_code == 502
+
+
 @pytest.mark.parametrize(
     ("http_get", "reason"),
     [
-        pytest.param(_unreachable, "cannot fetch", id="unreachable"),
         pytest.param(lambda url: b"<html>", "JSON Web Key Set", id="not-json"),
         pytest.param(lambda url: b'{"keys": {}}', "JSON Web Key Set", id="keys-not-a-list"),
         pytest.param(lambda url: b'{"keys": []}', "unknown key", id="no-keys"),

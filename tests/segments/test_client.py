@@ -23,6 +23,7 @@ from relay.segments.errors import (
     ApiError,
     AuthenticationError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
     SegmentsError,
@@ -70,11 +71,15 @@ class ScriptedApi(BaseAdapter):
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         url = urlsplit(request.url)
-        assert url.path.startswith("/api/"), "the base URL's path prefix must be kept"
+        if url.netloc == "segments.test":
+            assert url.path.startswith("/api/"), "the base URL's path prefix must be kept"
+            path = url.path.removeprefix("/api")
+        else:
+            path = f"{url.scheme}://{url.netloc}{url.path}"
         self.sent.append(
             Sent(
                 method=request.method,
-                path=url.path.removeprefix("/api"),
+                path=path,
                 query=dict(parse_qsl(url.query)),
                 headers=CaseInsensitiveDict(request.headers),
                 body=request.body,
@@ -319,6 +324,57 @@ class TestEndpoints:
             client.create_sample("jane/cats", "a.jpg", IMAGE)
         assert caught.value.status == 301
         assert len(api.sent) == 1
+
+
+STORAGE = "http://storage.test/bucket/"
+PRESIGNED_FIELDS = {"acl": "public-read", "key": "assets/jane/u-9.png", "policy": "p0licy"}
+ASSET = {
+    "uuid": "u-9",
+    "filename": "mask.png",
+    "url": f"{STORAGE}assets/jane/u-9.png",
+    "presignedPostFields": {"url": STORAGE, "fields": PRESIGNED_FIELDS},
+}
+
+
+class TestUploadAsset:
+    def test_reserves_then_posts_the_file_to_the_presigned_url(
+        self, client: SegmentsClient, api: ScriptedApi
+    ) -> None:
+        api.answer(201, ASSET)
+        api.answer(204, b"")
+        assert client.upload_asset(b"\x89PNG-bytes", "mask.png") == ASSET
+        reserve, upload = api.sent
+        assert (reserve.method, reserve.path, reserve.json()) == (
+            "POST",
+            "/assets/",
+            {"filename": "mask.png"},
+        )
+        assert (upload.method, upload.path) == ("POST", STORAGE)
+        assert upload.headers["Content-Type"].startswith("multipart/form-data")
+        assert "Authorization" not in upload.headers
+        for name, value in PRESIGNED_FIELDS.items():
+            assert f'name="{name}"\r\n\r\n{value}\r\n'.encode() in upload.body
+        assert b'name="file"; filename="mask.png"' in upload.body
+        assert b"\x89PNG-bytes" in upload.body
+
+    def test_a_refused_upload_raises(self, client: SegmentsClient, api: ScriptedApi) -> None:
+        api.answer(201, ASSET)
+        api.answer(403, "<Error><Code>AccessDenied</Code></Error>")
+        with pytest.raises(PermissionDeniedError) as caught:
+            client.upload_asset(b"png")
+        assert str(caught.value) == (
+            "POST /bucket/ -> 403: <Error><Code>AccessDenied</Code></Error>"
+        )
+
+    def test_a_failed_upload_is_retried_without_reserving_again(
+        self, make_client: Callable[..., SegmentsClient], api: ScriptedApi, sleeps: list[float]
+    ) -> None:
+        api.answer(201, ASSET)
+        api.answer(503, "")
+        api.answer(204, b"")
+        assert make_client(max_retries=1).upload_asset(b"png")["url"] == ASSET["url"]
+        assert [sent.path for sent in api.sent] == ["/assets/", STORAGE, STORAGE]
+        assert len(sleeps) == 1
 
 
 class TestCompression:

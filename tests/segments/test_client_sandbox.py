@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from relay.segments import client as client_module
 from relay.segments import labels
@@ -275,6 +276,25 @@ class TestLabels:
         )
         assert client.put_label(uuid, "ground-truth", attributes)["attributes"] == attributes
 
+    def test_segmentation_bitmap_label_with_an_uploaded_mask(self, client: SegmentsClient) -> None:
+        client.create_dataset("masks", task_type="segmentation-bitmap")
+        uuid = add_samples(client, "demo/masks", "a.jpg")["a.jpg"]
+        ids = [[0, 0, 1], [2, 2, 1], [0, 300, 300]]
+        asset = client.upload_asset(labels.bitmap_png(ids), "a-mask.png")
+        downloaded = requests.get(asset["url"], timeout=10)
+        downloaded.raise_for_status()
+        assert labels.read_bitmap_png(downloaded.content).tolist() == ids
+        attributes = labels.segmentation_bitmap_attributes(
+            [
+                {"id": 1, "category_id": 1},
+                {"id": 2, "category_id": 1},
+                {"id": 300, "category_id": 1},
+            ],
+            asset["url"],
+        )
+        put = client.put_label(uuid, "ground-truth", attributes, label_status="LABELED")
+        assert put["attributes"]["segmentation_bitmap"]["url"] == asset["url"]
+
     def test_invalid_label(self, client: SegmentsClient, cats: str) -> None:
         uuid = add_samples(client, cats, "a.jpg")["a.jpg"]
         with pytest.raises(ValidationError) as caught:
@@ -352,12 +372,14 @@ class TestFaults:
         with pytest.raises(ServerError):
             connect(max_retries=2).get_user()
         assert len(sleeps) == 2
+        answers = [(r["method"], r["status"], r["count"]) for r in sandbox.stats()["requests"]]
+        assert answers == [("GET", 503, 3)]
 
     def test_rate_limit(self, sandbox: Sandbox, client: SegmentsClient) -> None:
         sandbox.faults(rate_limit=1, retry_after=2)
-        client.get_user()
+        # Limits count per one-second window; three calls put two in the same window.
         with pytest.raises(RateLimitError) as caught:
-            client.get_user()
+            [client.get_user() for _ in range(3)]
         assert (caught.value.status, caught.value.retry_after) == (429, 2.0)
         assert "throttled" in caught.value.message
 
@@ -367,7 +389,8 @@ class TestFaults:
         sandbox.faults(rate_limit=1, retry_after=1)
         client = connect(max_retries=2)
         started = time.monotonic()
-        for _ in range(2):
+        # One call per one-second window: three calls cannot all pass within a second.
+        for _ in range(3):
             assert client.get_user()["username"] == "demo"
         assert time.monotonic() - started >= 1.0
 

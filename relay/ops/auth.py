@@ -1,0 +1,21 @@
+"""Bearer-token check for every /ops endpoint."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app, request
+
+from relay.errors import SignatureError
+
+
+def require_ops_token() -> None:
+    """Refuse the request unless it carries `Authorization: Bearer $RELAY_OPS_TOKEN`."""
+    expected = current_app.extensions["relay"].settings.ops_token
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise SignatureError("send 'Authorization: Bearer <RELAY_OPS_TOKEN>'")
+    if not expected:
+        raise SignatureError("RELAY_OPS_TOKEN is not set on this relay; /ops is closed")
+    if not hmac.compare_digest(header[7:].strip().encode(), expected.encode()):
+        raise SignatureError("the ops token is wrong")
