@@ -40,7 +40,9 @@ def wait_for_http(url: str, *, timeout: float = 30.0, proc: subprocess.Popen | N
 
 
 @contextlib.contextmanager
-def running(args: list[str], *, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
+def running(
+    args: list[str], *, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """Run a child process for the duration of the block, then stop it (SIGTERM, then SIGKILL)."""
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

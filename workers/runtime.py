@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 import requests
+from requests.adapters import HTTPAdapter
 
 from config import Settings
 from relay.events import EventStore
@@ -26,11 +27,12 @@ class ThrottledError(Exception):
         self.retry_after = retry_after
 
 
-class RateLimitedSession(requests.Session):
-    """A requests session that takes a token from the shared bucket before every request."""
+class RateLimitedAdapter(HTTPAdapter):
+    """A pooled transport that takes a token from the shared bucket before every request."""
 
     def __init__(self, limiter: RateLimiter, wait: float) -> None:
-        super().__init__()
+        # No urllib3 retries: the Celery task owns retries, so they do not multiply.
+        super().__init__(pool_connections=10, pool_maxsize=10, max_retries=0)
         self.limiter = limiter
         self.wait = wait
 
@@ -38,6 +40,14 @@ class RateLimitedSession(requests.Session):
         if not self.limiter.acquire(timeout=self.wait):
             raise ThrottledError(retry_after=self.wait)
         return super().send(request, **kwargs)
+
+
+def rate_limited_session(limiter: RateLimiter, wait: float = 30.0) -> requests.Session:
+    session = requests.Session()
+    adapter = RateLimitedAdapter(limiter, wait)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 @dataclass
@@ -63,7 +73,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.segments_api_key,
         connect_timeout=settings.api_connect_timeout,
         read_timeout=settings.api_read_timeout,
-        session=RateLimitedSession(limiter, wait=30.0),
+        session=rate_limited_session(limiter),
     )
     return Runtime(settings=settings, redis=conn, store=store, limiter=limiter, client=client)
 

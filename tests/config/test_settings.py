@@ -135,7 +135,9 @@ suffixes = [".png"]
 sample_name = "{stem}"
 """,
         )
-        settings = Settings.from_env({"RELAY_CONFIG": path, "TOKEN_A": "tok-1st", "TOKEN_B": "tok-2nd"})
+        settings = Settings.from_env(
+            {"RELAY_CONFIG": path, "TOKEN_A": "tok-1st", "TOKEN_B": "tok-2nd"}
+        )
         source = settings.sources["bucket"]
         assert source.secrets == ("tok-1st", "tok-2nd")
         assert "tok-1st" not in repr(source)

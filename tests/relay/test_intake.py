@@ -235,6 +235,7 @@ class TestExactlyOnce:
             stack.sandbox.faults(fail_rate=0.0)
         event = stack.wait_finished(event_id, timeout=60)
         assert event.status == "succeeded", event.last_error
+        stack.sandbox.faults(rate_limit=None, fail_rate=0.0)
         assert [s["name"] for s in stack.samples()] == ["HappyFace.jpg"]
 
 

@@ -92,25 +92,41 @@ def test_original_document_examples_work_without_trailing_slash(
         assert response.status_code == status, f"{method} {path}: {response.text}"
         return response.json() if response.content else None
 
-    created = send("POST", "/user/datasets", {"name": "cats", "description": "A dataset of cat images."}, 201)  # fmt: skip
+    created = send(
+        "POST", "/user/datasets", {"name": "cats", "description": "A dataset of cat images."}, 201
+    )
     assert (created["full_name"], created["task_type"]) == ("jane/cats", "segmentation-bitmap")
     assert send("GET", "/datasets/jane/cats")["description"] == "A dataset of cat images."
     assert [d["name"] for d in send("GET", "/user/datasets")] == ["cats"]
     assert [d["name"] for d in send("GET", "/users/jane/datasets")] == ["cats"]
-    collaborator = send("POST", "/datasets/jane/cats/collaborators", {"user": "john", "role": "reviewer"}, 201)  # fmt: skip
+    collaborator = send(
+        "POST", "/datasets/jane/cats/collaborators", {"user": "john", "role": "reviewer"}, 201
+    )
     assert (collaborator["user"]["username"], collaborator["role"]) == ("john", "reviewer")
 
     sample = send("POST", "/datasets/jane/cats/samples", DOC_SAMPLE, 201)
-    assert (sample["name"], sample["priority"], sample["metadata"]["robot_id"]) == ("flowers.png", 10, 3)  # fmt: skip
+    assert (sample["name"], sample["priority"], sample["metadata"]["robot_id"]) == (
+        "flowers.png",
+        10,
+        3,
+    )
     assert [s["uuid"] for s in send("GET", "/datasets/jane/cats/samples")] == [sample["uuid"]]
     assert send("GET", f"/samples/{sample['uuid']}")["dataset_full_name"] == "jane/cats"
     assert send("PATCH", f"/samples/{sample['uuid']}", {"priority": 5})["priority"] == 5
 
     label = send("PUT", f"/labels/{sample['uuid']}/ground-truth", DOC_LABEL, 201)
     assert (label["label_status"], label["score"]) == ("PRELABELED", 0.9254)
-    assert send("GET", f"/labels/{sample['uuid']}/ground-truth")["attributes"] == DOC_LABEL["attributes"]  # fmt: skip
+    assert (
+        send("GET", f"/labels/{sample['uuid']}/ground-truth")["attributes"]
+        == DOC_LABEL["attributes"]
+    )
 
-    release = send("POST", "/datasets/jane/cats/releases", {"name": "v0.1", "description": "My first release."}, 201)  # fmt: skip
+    release = send(
+        "POST",
+        "/datasets/jane/cats/releases",
+        {"name": "v0.1", "description": "My first release."},
+        201,
+    )
     assert (release["status"], release["attributes"]) == ("PENDING", {})
     assert send("GET", "/datasets/jane/cats/releases/v0.1")["name"] == "v0.1"
     assert [r["name"] for r in send("GET", "/datasets/jane/cats/releases")] == ["v0.1"]
@@ -311,224 +327,124 @@ def test_collaborator_roles(
 # -- bad input: always a 4xx with a JSON body, never a 500 ---------------------------------------
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
+NEW = "/user/datasets/"
+CATS = "/datasets/jane/cats/"
+SAMPLES = "/datasets/jane/cats/samples/"
+BULK = "/datasets/jane/cats/samples_bulk/"
+SAMPLE = "/samples/{sample}/"
+GT = "/labels/{sample}/ground-truth/"
+RELEASES = "/datasets/jane/cats/releases/"
+PEOPLE = "/datasets/jane/cats/collaborators/"
+LABELSETS = "/datasets/jane/cats/labelsets/"
+
+
+def new_dataset(**fields: Any) -> dict:
+    return {"name": "x", **fields}
+
+
+def new_sample(**fields: Any) -> dict:
+    return {"name": "b.jpg", **ATTRS, **fields}
+
+
+def bbox_label(**changes: Any) -> dict:
+    """A label body with one bbox annotation, changed by `changes`."""
+    annotation = {"id": 1, "category_id": 1, "type": "bbox", "points": [[1, 2], [3, 4]], **changes}
+    return {"attributes": {"annotations": [annotation]}}
+
+
 BAD_INPUT = [
     # datasets
-    ("POST", "/user/datasets/", {}, 400, "name"),
-    ("POST", "/user/datasets/", {"name": "cats"}, 400, "name"),
-    ("POST", "/user/datasets/", {"name": "a/b"}, 400, "name"),
-    ("POST", "/user/datasets/", {"name": ""}, 400, "name"),
-    ("POST", "/user/datasets/", {"name": "x", "task_type": "video"}, 400, "task_type"),
-    ("POST", "/user/datasets/", {"name": "x", "category": "cars"}, 400, "category"),
-    ("POST", "/user/datasets/", {"name": "x", "public": "yes"}, 400, "public"),
-    ("POST", "/user/datasets/", {"name": "x", "enable_ratings": None}, 400, "enable_ratings"),
+    ("POST", NEW, {}, 400, "name"),
+    ("POST", NEW, {"name": "cats"}, 400, "name"),
+    ("POST", NEW, {"name": "a/b"}, 400, "name"),
+    ("POST", NEW, {"name": ""}, 400, "name"),
+    ("POST", NEW, new_dataset(task_type="video"), 400, "task_type"),
+    ("POST", NEW, new_dataset(category="cars"), 400, "category"),
+    ("POST", NEW, new_dataset(public="yes"), 400, "public"),
+    ("POST", NEW, new_dataset(enable_ratings=None), 400, "enable_ratings"),
     (
         "POST",
-        "/user/datasets/",
-        {"name": "x", "task_attributes": {"categories": [{"name": "a"}]}},
+        NEW,
+        new_dataset(task_attributes={"categories": [{"name": "a"}]}),
         400,
         "task_attributes",
-    ),  # fmt: skip
-    ("POST", "/user/datasets/", {"name": "x", "metadata": []}, 400, "metadata"),
-    ("POST", "/user/datasets/", [{"name": "x"}], 400, "non_field_errors"),
-    ("POST", "/user/datasets/", "cats", 400, "non_field_errors"),
-    ("POST", "/user/datasets/", b"{not json", 400, "detail"),
-    ("POST", "/user/datasets/", b'{"name": "\xff\xfe"}', 400, "detail"),
-    ("POST", "/user/datasets/", b'{"name": NaN}', 400, "detail"),
-    (
-        "POST",
-        "/user/datasets/",
-        b'{"name": "x", "labeling_inactivity_timeout_seconds": 1e400}',
-        400,
-        "detail",
-    ),  # fmt: skip
-    (
-        "POST",
-        "/user/datasets/",
-        b'{"name": "x", "priority": 1' + b"0" * 5000 + b"}",
-        400,
-        "detail",
-    ),  # fmt: skip
-    ("POST", "/user/datasets/", DEEP, 400, "detail"),
-    ("PATCH", "/datasets/jane/cats/", {"task_type": 3}, 400, "task_type"),
-    ("GET", "/user/datasets/?page=2", None, 404, "detail"),
-    ("POST", "/organizations/nobody/datasets/", {"name": "x"}, 404, "detail"),
+    ),
+    ("POST", NEW, new_dataset(metadata=[]), 400, "metadata"),
+    ("POST", NEW, [new_dataset()], 400, "non_field_errors"),
+    ("POST", NEW, "cats", 400, "non_field_errors"),
+    ("POST", NEW, b"{not json", 400, "detail"),
+    ("POST", NEW, b'{"name": "\xff\xfe"}', 400, "detail"),
+    ("POST", NEW, b'{"name": NaN}', 400, "detail"),
+    ("POST", NEW, b'{"name": "x", "labeling_inactivity_timeout_seconds": 1e400}', 400, "detail"),
+    ("POST", NEW, b'{"name": "x", "priority": 1' + b"0" * 5000 + b"}", 400, "detail"),
+    ("POST", NEW, DEEP, 400, "detail"),
+    ("PATCH", CATS, {"task_type": 3}, 400, "task_type"),
+    ("GET", f"{NEW}?page=2", None, 404, "detail"),
+    ("POST", "/organizations/nobody/datasets/", new_dataset(), 404, "detail"),
     ("GET", "/users/nobody", None, 404, "detail"),
     # samples
-    ("POST", "/datasets/jane/cats/samples/", {}, 400, "attributes"),
-    ("POST", "/datasets/jane/cats/samples/", {"name": "b.jpg"}, 400, "attributes"),
-    (
-        "POST",
-        "/datasets/jane/cats/samples/",
-        {"name": "b.jpg", "attributes": {}},
-        400,
-        "attributes",
-    ),  # fmt: skip
-    (
-        "POST",
-        "/datasets/jane/cats/samples/",
-        {"name": "b.jpg", "attributes": {"image": {}}},
-        400,
-        "attributes",
-    ),  # fmt: skip
-    (
-        "POST",
-        "/datasets/jane/cats/samples/",
-        {"name": "b.jpg", "attributes": {"image": {"url": 5}}},
-        400,
-        "attributes",
-    ),  # fmt: skip
-    ("POST", "/datasets/jane/cats/samples/", {"name": "a.jpg", **ATTRS}, 400, "name"),
-    (
-        "POST",
-        "/datasets/jane/cats/samples/",
-        {"name": "b.jpg", **ATTRS, "priority": "high"},
-        400,
-        "priority",
-    ),  # fmt: skip
-    (
-        "POST",
-        "/datasets/jane/cats/samples/",
-        {"name": "b.jpg", **ATTRS, "metadata": [1]},
-        400,
-        "metadata",
-    ),  # fmt: skip
-    ("POST", "/datasets/nobody/cats/samples/", {"name": "b.jpg", **ATTRS}, 404, "detail"),
-    (
-        "POST",
-        "/datasets/jane/cats/samples_bulk/",
-        {"name": "b.jpg", **ATTRS},
-        400,
-        "non_field_errors",
-    ),  # fmt: skip
-    ("POST", "/datasets/jane/cats/samples_bulk/", [{"name": "b.jpg"}], 400, None),
-    ("DELETE", "/datasets/jane/cats/samples_bulk/", {}, 400, "uuids"),
-    ("DELETE", "/datasets/jane/cats/samples_bulk/", {"uuids": []}, 400, "uuids"),
-    ("DELETE", "/datasets/jane/cats/samples_bulk/", {"uuids": [1]}, 400, "uuids"),
-    ("PATCH", "/samples/{sample}/", {"name": ""}, 400, "name"),
+    ("POST", SAMPLES, {}, 400, "attributes"),
+    ("POST", SAMPLES, {"name": "b.jpg"}, 400, "attributes"),
+    ("POST", SAMPLES, new_sample(attributes={}), 400, "attributes"),
+    ("POST", SAMPLES, new_sample(attributes={"image": {}}), 400, "attributes"),
+    ("POST", SAMPLES, new_sample(attributes={"image": {"url": 5}}), 400, "attributes"),
+    ("POST", SAMPLES, new_sample(name="a.jpg"), 400, "name"),
+    ("POST", SAMPLES, new_sample(priority="high"), 400, "priority"),
+    ("POST", SAMPLES, new_sample(metadata=[1]), 400, "metadata"),
+    ("POST", "/datasets/nobody/cats/samples/", new_sample(), 404, "detail"),
+    ("POST", BULK, new_sample(), 400, "non_field_errors"),
+    ("POST", BULK, [{"name": "b.jpg"}], 400, None),
+    ("DELETE", BULK, {}, 400, "uuids"),
+    ("DELETE", BULK, {"uuids": []}, 400, "uuids"),
+    ("DELETE", BULK, {"uuids": [1]}, 400, "uuids"),
+    ("PATCH", SAMPLE, {"name": ""}, 400, "name"),
     ("GET", "/samples/not-a-uuid/", None, 404, "detail"),
-    ("GET", "/datasets/jane/cats/samples/?label_status=DONE", None, 400, "label_status"),
-    ("GET", "/datasets/jane/cats/samples/?sort=size", None, 400, "sort"),
-    ("GET", "/datasets/jane/cats/samples/?per_page=many", None, 400, "per_page"),
-    ("GET", "/datasets/jane/cats/samples/?filters=nocolon", None, 400, "filters"),
-    ("GET", "/datasets/jane/cats/samples/?page=0", None, 404, "detail"),
-    ("GET", "/datasets/jane/cats/samples/?page=99", None, 404, "detail"),
-    ("GET", "/datasets/jane/cats/samples/?page=99999999999999999999999", None, 404, "detail"),
-    ("GET", "/datasets/jane/cats/samples/?labelset=nope", None, 404, "detail"),
+    ("GET", f"{SAMPLES}?label_status=DONE", None, 400, "label_status"),
+    ("GET", f"{SAMPLES}?sort=size", None, 400, "sort"),
+    ("GET", f"{SAMPLES}?per_page=many", None, 400, "per_page"),
+    ("GET", f"{SAMPLES}?filters=nocolon", None, 400, "filters"),
+    ("GET", f"{SAMPLES}?page=0", None, 404, "detail"),
+    ("GET", f"{SAMPLES}?page=99", None, 404, "detail"),
+    ("GET", f"{SAMPLES}?page=99999999999999999999999", None, 404, "detail"),
+    ("GET", f"{SAMPLES}?labelset=nope", None, 404, "detail"),
     # labels
-    ("GET", "/labels/{sample}/ground-truth/", None, 404, "detail"),
-    ("PATCH", "/labels/{sample}/ground-truth/", {"label_status": "LABELED"}, 404, "detail"),
-    ("DELETE", "/labels/{sample}/ground-truth/", None, 404, "detail"),
+    ("GET", GT, None, 404, "detail"),
+    ("PATCH", GT, {"label_status": "LABELED"}, 404, "detail"),
+    ("DELETE", GT, None, 404, "detail"),
     ("PUT", "/labels/{sample}/nope/", LABEL, 404, "detail"),
-    ("PUT", "/labels/{sample}/ground-truth/", {}, 400, "attributes"),
-    ("PUT", "/labels/{sample}/ground-truth/", {"attributes": {}}, 400, "attributes"),
-    (
-        "PUT",
-        "/labels/{sample}/ground-truth/",
-        {**LABEL, "label_status": "DONE"},
-        400,
-        "label_status",
-    ),  # fmt: skip
-    ("PUT", "/labels/{sample}/ground-truth/", {**LABEL, "score": "high"}, 400, "score"),
-    (
-        "PUT",
-        "/labels/{sample}/ground-truth/",
-        {
-            "attributes": {
-                "annotations": [{"id": 1, "category_id": 1, "type": "circle", "points": [[1, 2]]}]
-            }
-        },
-        400,
-        "attributes",
-    ),  # fmt: skip
-    (
-        "PUT",
-        "/labels/{sample}/ground-truth/",
-        {
-            "attributes": {
-                "annotations": [
-                    {"id": 1, "category_id": 1, "type": "bbox", "points": [[1, 2], [3, 4], [5, 6]]}
-                ]
-            }
-        },
-        400,
-        "attributes",
-    ),  # fmt: skip
-    (
-        "PUT",
-        "/labels/{sample}/ground-truth/",
-        {
-            "attributes": {
-                "annotations": [
-                    {"id": 1, "category_id": 1, "type": "bbox", "points": [["a", 2], [3, 4]]}
-                ]
-            }
-        },
-        400,
-        "attributes",
-    ),  # fmt: skip
-    (
-        "PUT",
-        "/labels/{sample}/ground-truth/",
-        {
-            "attributes": {
-                "annotations": [
-                    {
-                        "id": 1,
-                        "category_id": 1,
-                        "type": "polygon",
-                        "points": [[1, 2], [3, 4], [5, 6]],
-                    }
-                ]
-            }
-        },
-        400,
-        "attributes",
-    ),  # fmt: skip
-    (
-        "PUT",
-        "/labels/{sample}/ground-truth/",
-        {
-            "attributes": {
-                "annotations": [{"category_id": 1, "type": "bbox", "points": [[1, 2], [3, 4]]}]
-            }
-        },
-        400,
-        "attributes",
-    ),  # fmt: skip
-    # releases, collaborators, labelsets, assets
-    ("POST", "/datasets/jane/cats/releases/", {}, 400, "name"),
-    (
-        "POST",
-        "/datasets/jane/cats/releases/",
-        {"name": "v1", "description": None},
-        400,
-        "description",
-    ),  # fmt: skip
-    ("GET", "/datasets/jane/cats/releases/nope/", None, 404, "detail"),
-    ("POST", "/datasets/jane/cats/collaborators/", {}, 400, "user"),
-    ("POST", "/datasets/jane/cats/collaborators/", {"user": "nobody"}, 400, "user"),
-    ("POST", "/datasets/jane/cats/collaborators/", {"user": "john"}, 400, "user"),
-    (
-        "POST",
-        "/datasets/jane/cats/collaborators/",
-        {"user": SANDBOX_USER, "role": "boss"},
-        400,
-        "role",
-    ),  # fmt: skip
-    ("PATCH", "/datasets/jane/cats/collaborators/john", {"role": "boss"}, 400, "role"),
-    ("PATCH", "/datasets/jane/cats/collaborators/john", {}, 400, "role"),
-    ("GET", "/datasets/jane/cats/collaborators/nobody", None, 404, "detail"),
-    ("POST", "/datasets/jane/cats/labelsets/", {}, 400, "name"),
-    ("POST", "/datasets/jane/cats/labelsets/", {"name": "ground-truth"}, 400, "name"),
-    ("DELETE", "/datasets/jane/cats/labelsets/ground-truth/", None, 400, "name"),
+    ("PUT", GT, {}, 400, "attributes"),
+    ("PUT", GT, {"attributes": {}}, 400, "attributes"),
+    ("PUT", GT, {**LABEL, "label_status": "DONE"}, 400, "label_status"),
+    ("PUT", GT, {**LABEL, "score": "high"}, 400, "score"),
+    ("PUT", GT, bbox_label(type="circle"), 400, "attributes"),
+    ("PUT", GT, bbox_label(points=[[1, 2]] * 3), 400, "attributes"),
+    ("PUT", GT, bbox_label(points=[["a", 2], [3, 4]]), 400, "attributes"),
+    ("PUT", GT, bbox_label(points=[[1, 2, 3], [3, 4]]), 400, "attributes"),
+    ("PUT", GT, bbox_label(type="polygon", points=[[1, 2]] * 3), 400, "attributes"),  # bboxes only
+    ("PUT", GT, bbox_label(id=None), 400, "attributes"),
+    ("PUT", GT, bbox_label(category_id="cat"), 400, "attributes"),
+    # releases, collaborators, labelsets, assets and storage
+    ("POST", RELEASES, {}, 400, "name"),
+    ("POST", RELEASES, {"name": "v1", "description": None}, 400, "description"),
+    ("GET", f"{RELEASES}nope/", None, 404, "detail"),
+    ("POST", PEOPLE, {}, 400, "user"),
+    ("POST", PEOPLE, {"user": "nobody"}, 400, "user"),
+    ("POST", PEOPLE, {"user": "john"}, 400, "user"),
+    ("POST", PEOPLE, {"user": SANDBOX_USER, "role": "boss"}, 400, "role"),
+    ("PATCH", f"{PEOPLE}john", {"role": "boss"}, 400, "role"),
+    ("PATCH", f"{PEOPLE}john", {}, 400, "role"),
+    ("GET", f"{PEOPLE}nobody", None, 404, "detail"),
+    ("POST", LABELSETS, {}, 400, "name"),
+    ("POST", LABELSETS, {"name": "ground-truth"}, 400, "name"),
+    ("DELETE", f"{LABELSETS}ground-truth/", None, 400, "name"),
     ("POST", "/assets/", {}, 400, "filename"),
     ("POST", "/storage/", b"", 400, "key"),
     ("GET", "/storage/assets/jane/nothing.png", None, 404, "detail"),
     ("GET", "/storage/releases/nothing.json", None, 404, "detail"),
     # routing
     ("GET", "/no/such/route", None, 404, "detail"),
-    ("PUT", "/datasets/jane/cats/", {}, 405, "detail"),
-    ("POST", "/samples/{sample}/", {}, 405, "detail"),
+    ("PUT", CATS, {}, 405, "detail"),
+    ("POST", SAMPLE, {}, 405, "detail"),
 ]
 
 
@@ -607,7 +523,7 @@ def test_bulk_create_and_delete(sandbox: Sandbox, jane: requests.Session, cats: 
         [
             {"name": "a.jpg", "attributes": {"image": {"url": "https://x/new.jpg"}}},
             {"name": "b.jpg", **ATTRS},
-        ],  # fmt: skip
+        ],
     )
 
     deleted = call(
@@ -628,7 +544,7 @@ def test_sample_listing_embeds_label_summaries(
     sandbox: Sandbox, jane: requests.Session, cats: dict
 ) -> None:
     post(jane, sandbox, "/datasets/jane/cats/samples/", {"name": "b.jpg", **ATTRS})
-    call(jane, sandbox, "PUT", f"/labels/{cats['sample']}/ground-truth/", {**LABEL, "score": 0.5})  # fmt: skip
+    call(jane, sandbox, "PUT", f"/labels/{cats['sample']}/ground-truth/", {**LABEL, "score": 0.5})
 
     listed = call(jane, sandbox, "GET", "/datasets/jane/cats/samples/?labelset=ground-truth").json()
     plain = call(jane, sandbox, "GET", "/datasets/jane/cats/samples/").json()
@@ -639,7 +555,12 @@ def test_sample_listing_embeds_label_summaries(
 
 
 def test_samples_filter_by_metadata(sandbox: Sandbox, jane: requests.Session, cats: dict) -> None:
-    post(jane, sandbox, "/datasets/jane/cats/samples/", {"name": "b.jpg", **ATTRS, "metadata": {"city": "Ghent", "n": 3}})  # fmt: skip
+    post(
+        jane,
+        sandbox,
+        "/datasets/jane/cats/samples/",
+        {"name": "b.jpg", **ATTRS, "metadata": {"city": "Ghent", "n": 3}},
+    )
 
     listed = call(jane, sandbox, "GET", "/datasets/jane/cats/samples/?filters=city:Ghent,n:3")
 
