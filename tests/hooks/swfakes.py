@@ -10,6 +10,8 @@ import base64
 import hashlib
 import hmac
 
+from relay.hooks.base import InboundRequest
+
 # A valid `whsec_` secret: the prefix plus base64 of 32 bytes.
 TEST_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
@@ -31,3 +33,22 @@ def sign(secret: str, body: bytes | str, msg_id: str, timestamp: int | str) -> d
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature(secret, body, msg_id, timestamp),
     }
+
+
+def signed_request(
+    body: bytes | str,
+    *,
+    secret: str = TEST_SECRET,
+    msg_id: str = "msg_test",
+    timestamp: int = 1_700_000_000,
+    args: dict[str, str] | None = None,
+) -> InboundRequest:
+    """An InboundRequest POSTing `body` with valid Standard Webhooks headers."""
+    raw = body.encode() if isinstance(body, str) else body
+    return InboundRequest(
+        method="POST",
+        url="https://relay.test/hooks/model",
+        headers=sign(secret, raw, msg_id, timestamp),
+        args=args or {},
+        body=raw,
+    )
