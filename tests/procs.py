@@ -1,4 +1,4 @@
-"""Start and stop the real processes integration tests talk to (sandbox, Redis, worker, gunicorn)."""
+"""Start and stop the real processes integration tests talk to (sandbox, Redis, worker, relay)."""
 
 from __future__ import annotations
 
