@@ -140,7 +140,7 @@ def start_sandbox(stack: Stack, env: Mapping[str, str]) -> str:
     ]  # fmt: skip
     stack.start("sandbox", args, env)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{url}/api_status/", timeout=1).ok, "the sandbox")
+    wait_until(lambda: requests.get(f"{url}/_sandbox/stats", timeout=1).ok, "the sandbox")
     return url
 
 

@@ -48,7 +48,7 @@ LABEL_STATUSES = frozenset(
 WRITABLE_LABEL_STATUSES = LABEL_STATUSES - {"UNLABELED"}
 SAMPLE_SORTS = frozenset({"name", "created_at", "priority", "gt_label__updated_at"})
 ANNOTATION_TYPES = frozenset({"bbox", "polygon", "polyline", "point"})
-# Fewest points each vector annotation type needs to mean anything; a bbox needs exactly 2.
+# Points each vector annotation type needs to mean anything.
 MIN_POINTS = {"bbox": 2, "polygon": 3, "polyline": 2, "point": 1}
 EXACT_POINTS = {"bbox": 2, "point": 1}
 VECTOR_TASKS = frozenset({"vector", "bboxes", "keypoints"})
@@ -77,7 +77,15 @@ Check = Callable[[Any], Any]
 
 
 class Invalid(ValueError):
-    """One field's value is wrong; the message says how."""
+    """A value is wrong; the message says how, the path where inside the document."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message, path)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 def text(value: Any) -> str:
@@ -155,10 +163,8 @@ def optional(check: Check) -> Check:
 
 
 def json_type(value: Any) -> str:
-    """The Python-ish type name DRF puts into its messages."""
-    return {dict: "dict", list: "list", str: "str", bool: "bool", int: "int", float: "float"}.get(
-        type(value), "null"
-    )
+    """The Python type name DRF puts into its messages."""
+    return "null" if value is None else type(value).__name__
 
 
 def clean(data: Any, checks: Mapping[str, Check], required: tuple[str, ...] = ()) -> dict:
@@ -185,18 +191,19 @@ def clean(data: Any, checks: Mapping[str, Check], required: tuple[str, ...] = ()
 
 
 def at(path: str, check: Check, value: Any) -> Any:
-    """Run `check`, prefixing any complaint with where in the document it happened."""
+    """Run `check`, adding `path` (a key, or an `[index]`) in front of where a complaint is."""
     try:
         return check(value)
     except Invalid as exc:
-        raise Invalid(f"{path}: {exc}") from None
+        inner = exc.path if not exc.path or exc.path.startswith("[") else f".{exc.path}"
+        raise Invalid(exc.message, f"{path}{inner}") from None
 
 
-def member(obj: dict, key: str, path: str, check: Check) -> Any:
-    """Check the required member `key` of `obj`, naming `path` when it is missing or wrong."""
+def member(obj: dict, key: str, check: Check) -> Any:
+    """Check the required member `key` of `obj`."""
     if key not in obj:
-        raise Invalid(f"{path}{key}: {REQUIRED}")
-    return at(f"{path}{key}", check, obj[key])
+        raise Invalid(REQUIRED, key)
+    return at(key, check, obj[key])
 
 
 def list_of(value: Any) -> list:
@@ -206,25 +213,59 @@ def list_of(value: Any) -> list:
     return value
 
 
+def each(check: Check) -> Check:
+    """A check of a JSON array whose items all pass `check`."""
+
+    def check_items(value: Any) -> list:
+        items = list_of(value)
+        for i, item in enumerate(items):
+            at(f"[{i}]", check, item)
+        return items
+
+    return check_items
+
+
+def nonempty(check: Check) -> Check:
+    """`check`, then refuse an empty list."""
+
+    def check_nonempty(value: Any) -> Any:
+        if not check(value):
+            raise Invalid("This list may not be empty.")
+        return value
+
+    return check_nonempty
+
+
 # -- task attributes, sample attributes, label attributes -------------------------------------
 
 
+def category(value: Any) -> dict:
+    """A label category: a name and an integer id."""
+    obj = json_object(value)
+    member(obj, "name", text)
+    member(obj, "id", integer)
+    return obj
+
+
 def task_attributes(value: Any) -> dict:
-    """The label editor's configuration; categories, when given, need a name and an integer id."""
+    """The label editor's configuration; categories, when given, are checked."""
     obj = json_object(value)
     if "categories" in obj:
-        for i, category in enumerate(at("categories", list_of, obj["categories"])):
-            path = f"categories[{i}]."
-            at(f"categories[{i}]", json_object, category)
-            member(category, "name", path, text)
-            member(category, "id", path, integer)
+        at("categories", each(category), obj["categories"])
     return obj
 
 
 def url_holder(value: Any) -> dict:
     """An object with a non-blank `url`, like `{"url": "https://..."}`."""
     obj = json_object(value)
-    member(obj, "url", "", nonblank)
+    member(obj, "url", nonblank)
+    return obj
+
+
+def frame(value: Any) -> dict:
+    """One frame of a sequence: an image or a point cloud."""
+    obj = json_object(value)
+    member(obj, "pcd" if "pcd" in obj else "image", url_holder)
     return obj
 
 
@@ -232,19 +273,13 @@ def sample_attributes(value: Any) -> dict:
     """Sample data: an image, a point cloud, or a sequence of frames of either."""
     obj = json_object(value)
     if "image" in obj:
-        at("image", url_holder, obj["image"])
+        member(obj, "image", url_holder)
     elif "pcd" in obj:
-        at("pcd", url_holder, obj["pcd"])
+        member(obj, "pcd", url_holder)
     elif "frames" in obj:
-        frames = at("frames", list_of, obj["frames"])
-        if not frames:
-            raise Invalid("frames: This list may not be empty.")
-        for i, frame in enumerate(frames):
-            at(f"frames[{i}]", json_object, frame)
-            key = "pcd" if "pcd" in frame else "image"
-            member(frame, key, f"frames[{i}].", url_holder)
+        member(obj, "frames", nonempty(each(frame)))
     else:
-        raise Invalid('image: This field is required, e.g. {"image": {"url": "https://..."}}.')
+        raise Invalid('This field is required, e.g. {"image": {"url": "https://..."}}.', "image")
     return obj
 
 
@@ -258,28 +293,29 @@ def point(value: Any) -> list:
     return pair
 
 
-def annotations(obj: dict) -> list:
-    """The annotation list every image label has, each entry with integer id and category_id."""
-    items = member(obj, "annotations", "", list_of)
-    for i, item in enumerate(items):
-        at(f"annotations[{i}]", json_object, item)
-        member(item, "id", f"annotations[{i}].", integer)
-        member(item, "category_id", f"annotations[{i}].", integer)
-    return items
+def annotation(value: Any) -> dict:
+    """An annotation of any image label: integer id and category_id."""
+    obj = json_object(value)
+    member(obj, "id", integer)
+    member(obj, "category_id", integer)
+    return obj
 
 
-def vector_annotation(item: dict, path: str, *, bbox_only: bool) -> None:
-    """One polygon, polyline, point or bbox with its points."""
-    kind = member(
-        item, "type", path, choice(frozenset({"bbox"}) if bbox_only else ANNOTATION_TYPES)
-    )
-    points = member(item, "points", path, list_of)
-    for j, xy in enumerate(points):
-        at(f"{path}points[{j}]", point, xy)
-    if kind in EXACT_POINTS and len(points) != EXACT_POINTS[kind]:
-        raise Invalid(f"{path}points: A {kind} has exactly {EXACT_POINTS[kind]} point(s).")
-    if len(points) < MIN_POINTS[kind]:
-        raise Invalid(f"{path}points: A {kind} needs at least {MIN_POINTS[kind]} points.")
+def shape(kinds: frozenset[str]) -> Check:
+    """A check of a vector annotation whose type is one of `kinds`, with fitting points."""
+
+    def check(value: Any) -> dict:
+        obj = annotation(value)
+        kind = member(obj, "type", choice(kinds))
+        points = member(obj, "points", each(point))
+        exact, least = EXACT_POINTS.get(kind), MIN_POINTS[kind]
+        if exact is not None and len(points) != exact:
+            raise Invalid(f"A {kind} has exactly {exact} point{'s' * (exact > 1)}.", "points")
+        if len(points) < least:
+            raise Invalid(f"A {kind} has at least {least} points.", "points")
+        return obj
+
+    return check
 
 
 def label_attributes(task_type: str) -> Check:
@@ -288,13 +324,13 @@ def label_attributes(task_type: str) -> Check:
     def check(value: Any) -> dict:
         obj = json_object(value)
         if task_type in VECTOR_TASKS:
-            for i, item in enumerate(annotations(obj)):
-                vector_annotation(item, f"annotations[{i}].", bbox_only=task_type == "bboxes")
+            kinds = frozenset({"bbox"}) if task_type == "bboxes" else ANNOTATION_TYPES
+            member(obj, "annotations", each(shape(kinds)))
         elif task_type in BITMAP_TASKS:
-            annotations(obj)
-            member(obj, "segmentation_bitmap", "", url_holder)
+            member(obj, "annotations", each(annotation))
+            member(obj, "segmentation_bitmap", url_holder)
         if "image_attributes" in obj:
-            at("image_attributes", json_object, obj["image_attributes"])
+            member(obj, "image_attributes", json_object)
         return obj
 
     return check
@@ -363,10 +399,10 @@ def uuids_body(data: Any) -> list[str]:
     """The `{"uuids": [...]}` of a bulk sample delete: 1 to 1000 strings."""
 
     def check(value: Any) -> list[str]:
-        items = list_of(value)
+        items = each(nonblank)(value)
         if not 1 <= len(items) <= MAX_PER_PAGE:
             raise Invalid(f"Give between 1 and {MAX_PER_PAGE} uuids.")
-        return [at(f"[{i}]", nonblank, item) for i, item in enumerate(items)]
+        return items
 
     return clean(data, {"uuids": check}, ("uuids",))["uuids"]
 
