@@ -11,6 +11,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from config.errors import ConfigError
+from config.releases import NotifyTarget, Schedule, load_releases
 from config.sources import Source, load_sources
 
 EXAMPLE_CONFIG = Path(__file__).with_name("relay.example.toml")
@@ -50,6 +51,10 @@ class _EnvSchema(Schema):
     RELAY_SAMPLE_WAIT_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0))
     RELAY_EVENT_TTL_DAYS = fields.Integer(load_default=7, validate=validate.Range(min=1))
     RELAY_DATA_DIR = fields.String(load_default="var")
+    RELAY_RELEASE_POLL_DEADLINE_SECONDS = fields.Float(
+        load_default=3600.0, validate=validate.Range(min=1)
+    )
+    RELAY_RELEASE_SWEEP_SECONDS = fields.Float(load_default=60.0, validate=validate.Range(min=1))
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,12 @@ class Settings:
     sample_wait_seconds: float = 600.0
     event_ttl_days: int = 7
     data_dir: str = "var"
+    # Releases: cut on a cron schedule, reported to notify targets (the config file's
+    # [[schedules]] and [[notify]] tables); polled until they end or this deadline passes.
+    schedules: tuple[Schedule, ...] = ()
+    notify: tuple[NotifyTarget, ...] = ()
+    release_poll_deadline_seconds: float = 3600.0
+    release_sweep_seconds: float = 60.0  # how often beat looks for lost poll chains
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +102,7 @@ class Settings:
             raise ConfigError(_env_problems(exc.messages)) from None
         config_path = values["RELAY_CONFIG"] or str(EXAMPLE_CONFIG)
         sources = load_sources(config_path, env)
+        schedules, notify = load_releases(config_path, env)
         return cls(
             sources=sources,
             config_path=config_path,
@@ -114,6 +126,10 @@ class Settings:
             sample_wait_seconds=values["RELAY_SAMPLE_WAIT_SECONDS"],
             event_ttl_days=values["RELAY_EVENT_TTL_DAYS"],
             data_dir=values["RELAY_DATA_DIR"],
+            schedules=schedules,
+            notify=notify,
+            release_poll_deadline_seconds=values["RELAY_RELEASE_POLL_DEADLINE_SECONDS"],
+            release_sweep_seconds=values["RELAY_RELEASE_SWEEP_SECONDS"],
         )
 
     @property

@@ -7,6 +7,7 @@ and they are read here, once, when the file is loaded.
 
 from __future__ import annotations
 
+import base64
 import string
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from config.errors import ConfigError
 SOURCE_TYPES = ("s3", "minio", "gcs", "azure", "predictions", "replicate", "sagemaker", "segments")
 STORAGE_TYPES = ("s3", "minio", "gcs", "azure")
 SECRET_TYPES = ("minio", "azure", "predictions", "replicate", "segments")
+# Sources whose secrets are Standard Webhooks signing keys: "whsec_" + base64.
+SIGNING_TYPES = ("predictions", "replicate", "segments")
 HUMAN_STATUSES = (
     "LABELED",
     "REVIEWED",
@@ -57,6 +60,17 @@ def template_problems(template: str) -> list[str]:
         return [f"bad template syntax: {exc}"]
     known = ", ".join(TEMPLATE_FIELDS)
     return [f"unknown field {{{n}}}; use one of {known}" for n in names if n not in TEMPLATE_FIELDS]
+
+
+def is_signing_secret(value: str) -> bool:
+    """A Standard Webhooks secret: 'whsec_' and base64 of at least 16 bytes."""
+    if not value.startswith("whsec_"):
+        return False
+    raw = value[len("whsec_") :]
+    try:
+        return len(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)) >= 16
+    except ValueError:
+        return False
 
 
 def _valid_template(value: str) -> None:
@@ -191,6 +205,13 @@ def _build(
             problems.append(
                 f"{path}: source '{name}': secret_env: environment variable {var} is not set"
             )
+        if item["type"] in SIGNING_TYPES:
+            for var in item["secret_env"]:
+                if environ.get(var) and not is_signing_secret(environ[var]):
+                    problems.append(
+                        f"{path}: source '{name}': secret_env: {var} is not a signing secret "
+                        "('whsec_' followed by base64)"
+                    )
         sources[name] = Source(
             name=name,
             type=item["type"],

@@ -51,10 +51,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["relay"] = build_services(settings)
 
     from relay import intake
-    from relay.ops import health
+    from relay.ops import dashboard, health, openapi
+    from relay.ops import events as event_ops
+    from relay.ops import releases as release_ops
 
     app.register_blueprint(intake.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(release_ops.bp)
+    app.register_blueprint(event_ops.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(openapi.bp)
     register_error_handlers(app)
     return app
 

@@ -136,7 +136,7 @@ def events(status: str | None, limit: int, event_id: str | None) -> None:
 @click.argument("event_ids", nargs=-1)
 def replay(all_failed: bool, event_ids: tuple[str, ...]) -> None:
     """Queue failed (or finished) events again."""
-    from relay.queue import enqueue
+    from relay.replay import replay_events
     from workers.celery_app import create_celery
 
     settings, store = _store()
@@ -145,15 +145,8 @@ def replay(all_failed: bool, event_ids: tuple[str, ...]) -> None:
         ids += [e.id for e in store.list(status="failed", limit=10_000)]
     if not ids:
         raise click.UsageError("name event ids or pass --failed")
-    celery = create_celery(settings)
-    replayed = 0
-    for event_id in ids:
-        event = store.get(event_id)
-        if event is None or event.kind == "notice":
-            click.echo(f"{event_id}: not replayable", err=True)
-            continue
-        if store.requeue(event_id, from_statuses=("failed", "succeeded", "skipped")):
-            enqueue(celery, event.kind, event_id)
-            replayed += 1
-    click.echo(f"replayed {replayed} event(s)")
-    sys.exit(0 if replayed == len(ids) else 1)
+    result = replay_events(store, create_celery(settings), ids)
+    for skipped in result.skipped:
+        click.echo(f"{skipped.id}: not replayed: {skipped.reason}", err=True)
+    click.echo(f"replayed {len(result.replayed)} event(s)")
+    sys.exit(1 if result.skipped else 0)

@@ -20,7 +20,7 @@ points in that margin are clamped onto the edge.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +31,8 @@ GENERIC_KEYS = frozenset({"label", "score", "bbox_format", "normalized", *GEOMET
 GENERIC_ONLY_KEYS = frozenset({"polygon", "polyline", "point", "bbox_format", "normalized"})
 BBOX_FORMATS = ("xyxy", "xywh")
 MIN_POINTS = {"polygon": 3, "polyline": 2}
+# PNG's limit on a side, and far beyond any real image; keeps sizes within float precision.
+MAX_IMAGE_SIDE = 2**31 - 1
 # Models round coordinates; a box ending at 640.3 on a 640 px image is on the edge, not outside.
 EDGE_TOLERANCE = 0.5
 
@@ -98,9 +100,13 @@ def _number(value: Any, field: str) -> float:
     # bool is an int subclass, but `true` is not a coordinate.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConversionError(field, "must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # JSON integers have no size limit; floats do
+        number = math.inf
+    if not math.isfinite(number):
         raise ConversionError(field, "must be a finite number")
-    return float(value)
+    return number
 
 
 def _numbers(value: Any, field: str, count: int) -> list[float]:
@@ -141,13 +147,15 @@ def _image_size(value: Any, field: str) -> tuple[int | None, int | None]:
     if value is None:
         return None, None
     image = _object(value, field)
-    sizes = []
-    for name in ("width", "height"):
-        size = image.get(name)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConversionError(f"{field}.{name}", "must be a positive integer")
-        sizes.append(size)
-    return sizes[0], sizes[1]
+    width = _side(image.get("width"), f"{field}.width")
+    return width, _side(image.get("height"), f"{field}.height")
+
+
+def _side(value: Any, field: str) -> int:
+    """Check one side of an image size: a positive integer number of pixels."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IMAGE_SIDE:
+        raise ConversionError(field, f"must be an integer from 1 to {MAX_IMAGE_SIDE}")
+    return value
 
 
 def _box(
@@ -349,13 +357,8 @@ def _original_size(region: dict[str, Any], path: str) -> Size:
     if rotation not in (0, None):
         # Coordinates would be relative to the rotated image, not the file.
         raise ConversionError(f"{path}.image_rotation", "rotated images are not supported")
-    sizes = []
-    for name in ("original_width", "original_height"):
-        size = region.get(name)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConversionError(f"{path}.{name}", "must be a positive integer")
-        sizes.append(size)
-    return sizes[0], sizes[1]
+    width = _side(region.get("original_width"), f"{path}.original_width")
+    return width, _side(region.get("original_height"), f"{path}.original_height")
 
 
 def _labelstudio_label(value: dict[str, Any], key: str, path: str) -> str:
@@ -594,13 +597,3 @@ def convert_output(
         image_width=converted.image_width or image_width,
         image_height=converted.image_height or image_height,
     )
-
-
-def overall_score(objects: Iterable[DetectedObject]) -> float | None:
-    """Return a prediction's score when it states none: the mean of its objects' scores.
-
-    Objects without a score are left out of the mean; None when no object has a score (and for
-    an empty prediction).
-    """
-    scores = [obj.score for obj in objects if obj.score is not None]
-    return sum(scores) / len(scores) if scores else None

@@ -245,6 +245,58 @@ class EventStore:
         events = [self.get(i.decode()) for i in ids]
         return [e for e in events if e is not None]
 
+    def search(
+        self,
+        *,
+        status: str | None = None,
+        source: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+        max_scan: int = 5000,
+    ) -> tuple[list[Event], float | None]:
+        """Newest events matching every filter given, and the `before` to continue from.
+
+        Source and kind have no index of their own, so at most `max_scan` events are looked at;
+        the cursor is None once the index is exhausted.
+        """
+        key = f"{PREFIX}events:status:{status}" if status else f"{PREFIX}events:all"
+        top = "+inf" if before is None else f"({before!r}"
+        found: list[Event] = []
+        scanned = 0
+        while scanned < max_scan:
+            page = self.redis.zrevrangebyscore(
+                key, top, "-inf", start=0, num=min(200, max_scan - scanned), withscores=True
+            )
+            if not page:
+                return found, None
+            pipe = self.redis.pipeline(transaction=False)
+            for member, _ in page:
+                pipe.hgetall(f"{PREFIX}event:{member.decode()}")
+            for (_, score), raw in zip(page, pipe.execute(), strict=True):
+                scanned += 1
+                if not raw:
+                    continue  # expired; its index entry is pruned later
+                event = Event.from_hash(raw)
+                if (source is None or event.source == source) and (
+                    kind is None or event.kind == kind
+                ):
+                    found.append(event)
+                    if len(found) == limit:
+                        return found, score
+            top = f"({page[-1][1]!r}"
+        return found, float(top[1:])
+
+    def rerun(self, event_id: str, *, from_statuses: Iterable[str]) -> bool:
+        """Queue a finished event again with a fresh attempt budget (replay); report if it moved."""
+        return self.transition(
+            event_id,
+            "queued",
+            allowed_from=from_statuses,
+            pending_until=time.time() + self.stale_seconds,
+            attempts=0,
+        )
+
     def counts(self) -> dict[str, int]:
         pipe = self.redis.pipeline()
         for status in STATUSES:

@@ -27,6 +27,7 @@ from relay.events import Event, EventStore, new_event_id
 from relay.hooks.base import Delivery, Handshake, InboundRequest, Notice
 from relay.hooks.registry import receiver_for
 from relay.queue import enqueue
+from relay.releases import release_track_event
 from relay.routing import match_route, plan_prediction, plan_sample
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def _event_for(source: Source, notice: Notice, seen_per_message: Counter[str]) -
     base = {"id": new_event_id(), "source": source.name, "created_at": now, "updated_at": now}
     if notice.prediction is not None:
         return _prediction_event(base, source, notice, keys)
+    if notice.release is not None:
+        return release_track_event(base, notice.message_id, notice.release, keys)
     obj = notice.object
     if obj is None:
         return Event(

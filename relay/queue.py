@@ -7,6 +7,8 @@ from celery import Celery
 TASK_FOR_KIND = {
     "sample": "workers.tasks.create_sample",
     "prediction": "workers.tasks.upload_prediction",
+    "release": "workers.tasks.create_release",
+    "release_track": "workers.tasks.track_release",
 }
 
 

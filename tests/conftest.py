@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -133,14 +135,27 @@ def jwks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="session")
 def relay_env(
-    redis_url: str, sandbox_process: Sandbox, jwks: JwksServer, tmp_path_factory
+    redis_url: str,
+    sandbox_process: Sandbox,
+    jwks: JwksServer,
+    notify_receiver: NotifyReceiver,
+    s3_server: str,
+    tmp_path_factory,
 ) -> dict[str, str]:
     """Environment the relay and worker processes run with."""
     config = tmp_path_factory.mktemp("config") / "relay.toml"
     template = (Path(__file__).parent / "relay.test.toml").read_text()
-    config.write_text(template.replace("${JWKS_URL}", jwks.url))
+    config.write_text(
+        template.replace("${JWKS_URL}", jwks.url)
+        .replace("${NOTIFY_URL}", notify_receiver.url)
+        .replace("${S3_URL}", s3_server)
+    )
     return {
         **TOKENS,
+        **RELEASE_SECRETS,
+        **PREDICTION_SECRETS,
+        **AWS_TEST_ENV,
+        "RELAY_SAMPLE_WAIT_SECONDS": "30",
         "RELAY_CONFIG": str(config),
         "RELAY_REDIS_URL": redis_url,
         "RELAY_SEGMENTS_API_URL": sandbox_process.url,
@@ -287,3 +302,105 @@ class JwksServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- releases: a local notify receiver -----------------------------------------------------------
+
+# whsec_ secrets of the test config's `segments` source and `receiver` notify target.
+RELEASE_SECRETS = {
+    "TEST_SEGMENTS_WEBHOOK_SECRET": "whsec_" + base64.b64encode(bytes(range(40, 72))).decode(),
+    "TEST_NOTIFY_SECRET": "whsec_" + base64.b64encode(bytes(range(200, 232))).decode(),
+}
+
+
+@dataclass
+class Received:
+    """One message the notify receiver got, and the status it answered."""
+
+    headers: dict[str, str]  # keys lower-cased
+    body: bytes
+    status: int
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+class NotifyReceiver:
+    """An HTTP endpoint on loopback that records every POST, standing in for a chat webhook."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.lock = threading.Lock()
+        self.messages: list[Received] = []
+        self.answers: list[int] = []  # statuses to answer next, before falling back to 200
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    status = receiver.answers.pop(0) if receiver.answers else 200
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.messages.append(Received(headers, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/notify"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer_next(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses (then 200 again)."""
+        with self.lock:
+            self.answers.extend(statuses)
+
+    def received(self, release: str | None = None) -> list[Received]:
+        """Messages so far, optionally only those about one release name."""
+        with self.lock:
+            found = list(self.messages)
+        return [m for m in found if release is None or m.json.get("release") == release]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def notify_receiver() -> Iterator[NotifyReceiver]:
+    server = NotifyReceiver()
+    yield server
+    server.close()
+
+
+# --- predictions: signing secrets and a local S3 (moto) for SageMaker outputs --------------------
+
+PREDICTION_SECRETS = {
+    "TEST_PREDICTIONS_SECRET": "whsec_" + base64.b64encode(bytes(range(0, 32))).decode(),
+    "TEST_PREDICTIONS_SECRET_NEXT": "whsec_" + base64.b64encode(bytes(range(100, 132))).decode(),
+    "TEST_REPLICATE_SECRET": "whsec_" + base64.b64encode(bytes(range(150, 182))).decode(),
+}
+# boto3 wants credentials and a region even for a local S3; these reach only moto on loopback.
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on a free port, standing in for the bucket SageMaker writes results to."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    with running(python("-m", "moto.server", "-p", str(port)), env=AWS_TEST_ENV, log=log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(url, proc=proc)
+        yield url

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from config import Settings
+from workers.releases import beat_entries as release_beat_entries
 
 # Retry countdowns must stay well below the visibility timeout, or Redis redelivers the
 # delayed message to a second worker while the first still holds it.
@@ -38,6 +39,8 @@ def create_celery(settings: Settings) -> Celery:
                 "task": "workers.tasks.reconcile_events",
                 "schedule": settings.reconcile_seconds,
             },
+            # The release sweep, and one crontab entry per [[schedules]] table.
+            **release_beat_entries(settings),
         },
     )
     app.set_default()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -13,10 +14,12 @@ import numpy as np
 import requests
 from PIL import Image
 
-from relay.convert import ConversionError, convert_output, overall_score
+from relay.convert import ConversionError, convert_output
 from relay.events import Event
 from relay.hooks.base import DetectedObject
 from relay.segments import (
+    AlreadyExistsError,
+    NotFoundError,
     bbox,
     bboxes_attributes,
     bitmap_png,
@@ -35,6 +38,7 @@ HUMAN_STATUSES = frozenset(
     {"LABELED", "REVIEWED", "VERIFIED", "REJECTED", "LABELING_IN_PROGRESS", "REVIEWING_IN_PROGRESS"}
 )
 CATEGORY_TTL_SECONDS = 60.0
+CATEGORY_RECHECK_SECONDS = 5.0  # an unknown class re-reads a cached copy at least this old
 MAX_MASK_BYTES = 32 * 1024 * 1024
 _categories_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -67,6 +71,7 @@ class Tally:
     """What was left out of the label, and why, for the event's result."""
 
     below_min_score: int = 0
+    kept_scores: list[float] = field(default_factory=list)  # of what made it into the label
     unknown_classes: dict[str, int] = field(default_factory=dict)
     unsupported: dict[str, int] = field(default_factory=dict)
 
@@ -79,7 +84,15 @@ def upload_prediction(rt: Runtime, event: Event) -> Outcome:
         return Outcome("failed", reason=prediction["failed"])
     dataset = plan["dataset"]
     info = dataset_info(rt, dataset)
+    ensure_labelset(rt, dataset, info, plan["labelset"])
     objects, score, version = _objects_and_score(rt, plan, prediction)
+    labels = {o.label for o in objects} | {
+        i["label"] for i in prediction.get("mask_instances") or []
+    }
+    stale = time.monotonic() - info["fetched_at"] > CATEGORY_RECHECK_SECONDS
+    if stale and any(label.lower() not in info["categories"] for label in labels):
+        # A category added since the cached copy was read would be dropped: look once more.
+        info = dataset_info(rt, dataset, refresh=True)
     sample = resolve_sample(rt, plan, event)
     existing = rt.client.get_label_or_none(sample["uuid"], plan["labelset"])
     status = (existing or {}).get("label_status")
@@ -91,9 +104,10 @@ def upload_prediction(rt: Runtime, event: Event) -> Outcome:
         )
     tally = Tally()
     attributes = build_attributes(rt, info, plan, prediction, objects, tally)
-    label = rt.client.put_label(
-        sample["uuid"], plan["labelset"], attributes, label_status="PRELABELED", score=score
-    )
+    if score is None:
+        # The documented rule: the mean score of the objects that made it into the label.
+        score = mean_score(tally.kept_scores)
+    label = put_prelabel(rt, dataset, sample["uuid"], plan["labelset"], attributes, score)
     model = {
         "model": prediction.get("model"),
         "model_version": version or prediction.get("model_version"),
@@ -119,10 +133,38 @@ def upload_prediction(rt: Runtime, event: Event) -> Outcome:
     )
 
 
-def dataset_info(rt: Runtime, dataset: str) -> dict[str, Any]:
-    """The dataset's task type and category ids by name, cached briefly."""
+def put_prelabel(
+    rt: Runtime,
+    dataset: str,
+    sample_uuid: str,
+    labelset: str,
+    attributes: dict,
+    score: float | None,
+) -> dict:
+    """PUT the label as PRELABELED; recreate the labelset once if it vanished since cached."""
+
+    def put() -> dict:
+        return rt.client.put_label(
+            sample_uuid, labelset, attributes, label_status="PRELABELED", score=score
+        )
+
+    try:
+        return put()
+    except NotFoundError:
+        # The sample was just found, so the labelset is what is missing.
+        ensure_labelset(rt, dataset, dataset_info(rt, dataset, refresh=True), labelset)
+    return put()
+
+
+def mean_score(scores: list[float]) -> float | None:
+    """The mean of the scores, or None when there are none (an empty prelabel has no score)."""
+    return sum(scores) / len(scores) if scores else None
+
+
+def dataset_info(rt: Runtime, dataset: str, *, refresh: bool = False) -> dict[str, Any]:
+    """The dataset's task type, category ids by name and labelsets, cached briefly."""
     cached = _categories_cache.get(dataset)
-    if cached and time.monotonic() - cached[0] < CATEGORY_TTL_SECONDS:
+    if cached and not refresh and time.monotonic() - cached[0] < CATEGORY_TTL_SECONDS:
         return cached[1]
     raw = rt.client.get_dataset(dataset)
     categories = (raw.get("task_attributes") or {}).get("categories") or []
@@ -131,9 +173,20 @@ def dataset_info(rt: Runtime, dataset: str) -> dict[str, Any]:
         "categories": {
             str(c["name"]).lower(): int(c["id"]) for c in categories if "name" in c and "id" in c
         },
+        "labelsets": {ls.get("name") for ls in raw.get("labelsets") or []},
+        "fetched_at": time.monotonic(),
     }
     _categories_cache[dataset] = (time.monotonic(), info)
     return info
+
+
+def ensure_labelset(rt: Runtime, dataset: str, info: dict[str, Any], labelset: str) -> None:
+    """Create the route's labelset (default "predictions") the first time it is needed."""
+    if labelset in info["labelsets"]:
+        return
+    with contextlib.suppress(AlreadyExistsError):
+        rt.client.create_labelset(dataset, labelset, "Model predictions imported by Segments Relay")
+    info["labelsets"].add(labelset)
 
 
 def resolve_sample(rt: Runtime, plan: dict[str, Any], event: Event) -> dict[str, Any]:
@@ -182,9 +235,6 @@ def _objects_and_score(
         objects = list(converted.objects)
         score = score if score is not None else converted.score
         version = converted.model_version
-    kept = [o for o in objects if o.score is None or o.score >= plan.get("min_score", 0.0)]
-    if score is None:
-        score = overall_score(kept)
     return objects, score, version
 
 
@@ -218,6 +268,8 @@ def build_attributes(
         if category is None:
             continue
         annotations.append(_annotation(len(annotations) + 1, category, obj))
+        if obj.score is not None:
+            tally.kept_scores.append(obj.score)
     if prediction.get("mask_url"):
         tally.unsupported["mask"] = 1
     build = bboxes_attributes if task_type == "bboxes" else vector_attributes
@@ -268,6 +320,8 @@ def _bitmap_attributes(
         if category is not None:
             annotations.append({"id": int(inst["id"]), "category_id": category})
             keep_ids.append(int(inst["id"]))
+            if inst.get("score") is not None:
+                tally.kept_scores.append(inst["score"])
     ids = read_mask(fetch_bytes(prediction["mask_url"]))
     # Pixels of dropped or unlisted instances become unlabeled, so the bitmap and list agree.
     ids = np.where(np.isin(ids, keep_ids), ids, 0)

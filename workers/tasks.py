@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ from celery import Task, shared_task
 
 from relay.events import Event
 from relay.queue import enqueue
-from workers import predictions, samples
+from workers import predictions, releases, samples
 from workers.outcome import Outcome
 from workers.retry import retry_delay
 from workers.runtime import Runtime, runtime
@@ -91,3 +92,43 @@ def reconcile_events() -> int:
         count += 1
         log.info("re-enqueued an overdue event", extra={"event_id": event_id})
     return count
+
+
+@shared_task(bind=True, name="workers.tasks.create_release")
+def create_release(self: Task, event_id: str) -> None:
+    """Create (or adopt) the release an operator or a schedule asked for, then poll it."""
+    dispatch = releases.CeleryDispatch(self.app)
+    run_event(self, event_id, functools.partial(releases.create_release, dispatch=dispatch))
+
+
+@shared_task(bind=True, name="workers.tasks.track_release")
+def track_release(self: Task, event_id: str) -> None:
+    """Start following a release made elsewhere (Segments.ai webhook, ops track call)."""
+    dispatch = releases.CeleryDispatch(self.app)
+    run_event(self, event_id, functools.partial(releases.track_release, dispatch=dispatch))
+
+
+@shared_task(name="workers.tasks.poll_release")
+def poll_release(key: str, chain: str | None = None) -> None:
+    """Look at a PENDING release once; end it or schedule the next look."""
+    releases.poll_release(runtime(), key, chain, dispatch=releases.CeleryDispatch(poll_release.app))
+
+
+@shared_task(bind=True, name="workers.tasks.notify_release")
+def notify_release(self: Task, key: str, target: str) -> None:
+    """Deliver an ended release's message to one notify target, retrying transient failures."""
+    delay = releases.notify_release(runtime(), key, target)
+    if delay is not None:
+        raise self.retry(countdown=delay, max_retries=None)
+
+
+@shared_task(name="workers.tasks.cut_scheduled_release")
+def cut_scheduled_release(index: int) -> None:
+    """Ask for schedule `index`'s release of its latest cron slot (once per slot)."""
+    releases.cut_scheduled_release(runtime(), index, celery=cut_scheduled_release.app)
+
+
+@shared_task(name="workers.tasks.sweep_releases")
+def sweep_releases() -> None:
+    """Restart lost poll chains and resend notifications whose task was lost."""
+    releases.sweep_releases(runtime(), dispatch=releases.CeleryDispatch(sweep_releases.app))

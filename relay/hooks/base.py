@@ -94,6 +94,14 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class ReleaseRef:
+    """A release in Segments.ai, by dataset ("owner/name") and release name."""
+
+    dataset: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """One thing a delivery announced: an object, a prediction, or something to acknowledge only."""
 
@@ -102,6 +110,7 @@ class Notice:
     prediction: Prediction | None = None
     ignored: str | None = None  # why nothing is to be done ("object deleted", "test event", ...)
     event_name: str = ""
+    release: ReleaseRef | None = None  # a release to start tracking (Segments.ai webhooks)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from config.sources import DATASET_PATTERN, Source
-from relay.convert import ConversionError, from_generic
+from relay.convert import MAX_IMAGE_SIDE, ConversionError, from_generic
 from relay.errors import PayloadError
 from relay.hooks import standard_webhooks
 from relay.hooks.base import (
@@ -97,8 +97,8 @@ class _ModelSchema(_Strict):
 
 
 class _ImageSchema(_Strict):
-    width = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
-    height = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    width = fields.Integer(strict=True, required=True, validate=validate.Range(1, MAX_IMAGE_SIDE))
+    height = fields.Integer(strict=True, required=True, validate=validate.Range(1, MAX_IMAGE_SIDE))
 
 
 class _InstanceSchema(_Strict):

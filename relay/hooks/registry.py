@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from config.sources import Source
-from relay.hooks import azure, gcs, minio, s3
+from relay.hooks import azure, gcs, minio, predictions, replicate, s3, sagemaker, segments
 from relay.hooks.base import HookContext, HookResult, InboundRequest
 
 Receiver = Callable[[Source, InboundRequest, HookContext], HookResult]
@@ -15,6 +15,10 @@ RECEIVERS: dict[str, Receiver] = {
     "minio": minio.receive,
     "gcs": gcs.receive,
     "azure": azure.receive,
+    "predictions": predictions.receive,
+    "replicate": replicate.receive,
+    "sagemaker": sagemaker.receive,
+    "segments": segments.receive,
 }
 
 

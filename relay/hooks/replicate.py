@@ -47,6 +47,7 @@ NO_SAMPLE = (
     "cannot tell which sample: add ?sample_uuid=... or ?dataset=...&sample=... to the webhook URL"
 )
 NOT_A_DETECTOR = "output is not a detection list or objects"
+_POSITIVE_INTEGER = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def receive(source: Source, request: InboundRequest, ctx: HookContext) -> Delivery:
@@ -126,7 +127,7 @@ def _sample_from_query(args: Mapping[str, str], given: frozenset[str]) -> Sample
         return SampleRef(uuid=_uuid(args["sample_uuid"]))
     if "bucket" in given:
         return SampleRef(bucket=args["bucket"], key=args["key"])
-    dataset = args.get("dataset")
+    dataset = args.get("dataset") or None
     if dataset is not None and not re.fullmatch(DATASET_PATTERN, dataset):
         problem = "must be 'owner/name'"
         raise PayloadError(f"query parameter dataset {problem}", fields={"dataset": [problem]})
@@ -164,7 +165,7 @@ def image_size(args: Mapping[str, str]) -> tuple[int | None, int | None]:
     sizes = []
     for name in ("image_width", "image_height"):
         text = args.get(name)
-        if text is not None and not (text.isascii() and text.isdigit() and int(text) > 0):
+        if text is not None and not _POSITIVE_INTEGER.fullmatch(text):
             problem = "must be a positive integer"
             raise PayloadError(f"query parameter {name} {problem}", fields={name: [problem]})
         sizes.append(int(text) if text is not None else None)

@@ -35,7 +35,10 @@ def receive(source: Source, request: InboundRequest, ctx: HookContext) -> HookRe
 
 
 def notices_from_message(message: str, sns_message_id: str) -> list[Notice]:
-    """Turn an SNS Message (a SageMaker result notice as a JSON string) into one notice."""
+    """Turn an SNS Message (a SageMaker result notice as a JSON string) into one notice.
+
+    SNS's MessageId is not used: the inferenceId names the result however it was delivered.
+    """
     try:
         doc = json.loads(message)
     except json.JSONDecodeError:

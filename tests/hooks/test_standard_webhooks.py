@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(("headers", "options", "message"), REFUSED)
 def test_refuses(headers: dict[str, str], options: dict[str, Any], message: str) -> None:
-    with pytest.raises(SignatureError, match=message) as caught:
+    with pytest.raises(SignatureError, match=re.escape(message)) as caught:
         verify(vector_headers(**headers), **options)
     text = str(caught.value)
     assert SECRET.removeprefix("whsec_") not in text
