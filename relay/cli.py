@@ -73,6 +73,26 @@ def beat() -> None:
     os.execv(args[0], args)
 
 
+@main.command()
+@click.option("--relay-url", default=None, help="default: http://127.0.0.1:$RELAY_PORT")
+@click.option("--query", "-q", multiple=True, metavar="NAME=VALUE", help="query parameter")
+@click.argument("source_name")
+@click.argument("body", type=click.File("rb"))
+def send(relay_url: str | None, query: tuple[str, ...], source_name: str, body) -> None:
+    """POST a JSON file to /hooks/SOURCE, signed or tokened as that source expects."""
+    from relay.sender import send as send_body
+
+    settings = _settings()
+    source = settings.sources.get(source_name)
+    if source is None:
+        raise click.ClickException(f"no source named '{source_name}' in {settings.config_path}")
+    params = dict(item.partition("=")[::2] for item in query)
+    url = relay_url or f"http://127.0.0.1:{settings.port}"
+    response = send_body(url, source, body.read(), query=params)
+    click.echo(f"{response.status_code} {response.text.strip()}")
+    sys.exit(0 if response.ok else 1)
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the settings and the sources file; print the sources without secrets."""

@@ -31,6 +31,8 @@ DEMO_SECRETS = {
     "RELAY_MINIO_TOKEN": "demo-minio-token",
     "RELAY_GCS_TOKEN": "demo-gcs-token",
     "RELAY_AZURE_TOKEN": "demo-azure-token",
+    "RELAY_PREDICTIONS_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1wcmVkaWN0aW9ucw==",
+    "RELAY_REPLICATE_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1yZXBsaWNhdGUh",
     "RELAY_OPS_TOKEN": "demo-ops-token",
 }
 DEMO_DATASETS = {

@@ -655,7 +655,10 @@ def _ops(operation: dict[str, Any], *, tag: str, errors: dict[str, Any] | None =
 
 def _path(spec: APISpec, path: str, **parts: Any) -> None:
     """Add a path; copies first, as apispec resolves references in the dicts it is given."""
-    spec.path(path=path, **copy.deepcopy(parts))
+    parts = copy.deepcopy(parts)
+    for operation in parts["operations"].values():
+        operation["responses"] = dict(sorted(operation["responses"].items()))
+    spec.path(path=path, **parts)
 
 
 def build_spec(settings: Settings) -> dict[str, Any]:
