@@ -35,8 +35,7 @@ def offline_env(tmp_path: Path, redis_url: str = UNREACHABLE_REDIS) -> dict[str,
     config.write_text(re.sub(r"\$\{(\w+)\}", r"http://127.0.0.1:1/\1", template))
     names = set(re.findall(r"\b(TEST_\w+)\b", template))
     secrets = {
-        name: "whsec_" + base64.b64encode(name.encode().ljust(32, b"-")).decode()
-        for name in names
+        name: "whsec_" + base64.b64encode(name.encode().ljust(32, b"-")).decode() for name in names
     }
     return {
         **secrets,
