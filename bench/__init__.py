@@ -1,0 +1,1 @@
+"""Benchmarks: each measurement is reported against a baseline taken in the same run."""
