@@ -15,6 +15,16 @@ from config.releases import NotifyTarget, Schedule, load_releases
 from config.sources import Source, load_sources
 
 EXAMPLE_CONFIG = Path(__file__).with_name("relay.example.toml")
+# Secrets of the example config's sources, used only while RELAY_CONFIG is unset (the demo) and
+# only for variables that are not set: a real deployment names its own file and secrets.
+EXAMPLE_SECRETS = {
+    "RELAY_S3_TOKEN": "demo-s3-token",
+    "RELAY_MINIO_TOKEN": "demo-minio-token",
+    "RELAY_GCS_TOKEN": "demo-gcs-token",
+    "RELAY_AZURE_TOKEN": "demo-azure-token",
+    "RELAY_PREDICTIONS_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1wcmVkaWN0aW9ucw==",
+    "RELAY_REPLICATE_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1yZXBsaWNhdGUh",
+}
 DEFAULT_API_URL = "https://api.segments.ai"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -101,7 +111,8 @@ class Settings:
         except ValidationError as exc:
             raise ConfigError(_env_problems(exc.messages)) from None
         config_path = values["RELAY_CONFIG"] or str(EXAMPLE_CONFIG)
-        sources = load_sources(config_path, env)
+        secrets_env = env if values["RELAY_CONFIG"] else {**EXAMPLE_SECRETS, **env}
+        sources = load_sources(config_path, secrets_env)
         schedules, notify = load_releases(config_path, env)
         return cls(
             sources=sources,
@@ -148,6 +159,8 @@ class Settings:
     def warnings(self) -> list[str]:
         """Things that work but that an operator should know about at start-up."""
         notes = []
+        if self.config_path == str(EXAMPLE_CONFIG):
+            notes.append("RELAY_CONFIG is not set: using the example config and its demo secrets")
         for source in self.sources.values():
             if source.type in ("s3", "sagemaker") and not source.verify:
                 notes.append(

@@ -25,16 +25,8 @@ from relay.segments import SegmentsClient
 SANDBOX_PORT = 8700
 SANDBOX_USER = "demo"
 SANDBOX_KEY = "sandbox-demo-key"
-# Tokens the example config's sources expect; `relay up` fills in these demo values when unset.
-DEMO_SECRETS = {
-    "RELAY_S3_TOKEN": "demo-s3-token",
-    "RELAY_MINIO_TOKEN": "demo-minio-token",
-    "RELAY_GCS_TOKEN": "demo-gcs-token",
-    "RELAY_AZURE_TOKEN": "demo-azure-token",
-    "RELAY_PREDICTIONS_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1wcmVkaWN0aW9ucw==",
-    "RELAY_REPLICATE_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1yZXBsaWNhdGUh",
-    "RELAY_OPS_TOKEN": "demo-ops-token",
-}
+# `relay up` opens /ops with this token unless RELAY_OPS_TOKEN is set.
+DEMO_OPS_TOKEN = "demo-ops-token"
 DEMO_DATASETS = {
     "images": {"task_type": "bboxes", "categories": ["car", "person", "bicycle", "dog", "cat"]},
 }
@@ -178,8 +170,7 @@ def run_stack(env: dict[str, str], *, workers: int = 2) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        for name, value in DEMO_SECRETS.items():
-            env.setdefault(name, value)
+        env.setdefault("RELAY_OPS_TOKEN", DEMO_OPS_TOKEN)
         if not env.get("RELAY_REDIS_URL"):
             env["RELAY_REDIS_URL"] = start_embedded_redis(stack, env)
         if not env.get("RELAY_SEGMENTS_API_URL"):
@@ -203,6 +194,12 @@ def run_stack(env: dict[str, str], *, workers: int = 2) -> None:
         click.echo(f"sandbox   {env['RELAY_SEGMENTS_API_URL']}")
         click.echo(f"redis     {_without_password(env['RELAY_REDIS_URL'])}")
         click.echo(f"logs      {data_dir / 'logs'}/")
+        click.echo(f"ops       Authorization: Bearer {env['RELAY_OPS_TOKEN']}")
+        click.echo(
+            "for other relay commands in another shell: "
+            f"export RELAY_REDIS_URL={env['RELAY_REDIS_URL']} "
+            f"RELAY_SEGMENTS_API_URL={env['RELAY_SEGMENTS_API_URL']}"
+        )
         click.echo("Ctrl-C stops everything.")
         while not stopping:
             dead = stack.exited()

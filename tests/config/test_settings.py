@@ -8,10 +8,15 @@ import pytest
 
 from config import ConfigError, Settings
 from config.settings import EXAMPLE_CONFIG
-from relay.stack import DEMO_SECRETS
 
-# The example config's secrets are the ones `relay up` fills in.
-EXAMPLE_SECRETS = {k: v for k, v in DEMO_SECRETS.items() if k != "RELAY_OPS_TOKEN"}
+EXAMPLE_SECRETS = {
+    "RELAY_S3_TOKEN": "a",
+    "RELAY_MINIO_TOKEN": "b",
+    "RELAY_GCS_TOKEN": "c",
+    "RELAY_AZURE_TOKEN": "d",
+    "RELAY_PREDICTIONS_SECRET": "whsec_" + "QUJDREVGR0hJSktMTU5PUA==",
+    "RELAY_REPLICATE_SECRET": "whsec_" + "UVJTVFVWV1hZWmFiY2RlZg==",
+}
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -70,9 +75,22 @@ class TestFromEnv:
             assert f"'{secret}'" not in text
         assert settings.segments_api_key == "sk-very-secret"
 
-    def test_missing_secret_variable_is_named(self):
+    def test_missing_secret_variable_is_named(self, tmp_path):
+        own = write(tmp_path, EXAMPLE_CONFIG.read_text())
         env = {k: v for k, v in EXAMPLE_SECRETS.items() if k != "RELAY_MINIO_TOKEN"}
         with pytest.raises(ConfigError, match="source 'minio': secret_env: .*RELAY_MINIO_TOKEN"):
+            Settings.from_env({**env, "RELAY_CONFIG": own})
+
+    def test_the_example_config_runs_on_demo_secrets_with_a_warning(self):
+        settings = Settings.from_env({"RELAY_MINIO_TOKEN": "mine"})
+        assert settings.sources["minio"].secrets == ("mine",)
+        assert settings.sources["s3"].secrets == ("demo-s3-token",)
+        assert any("demo secrets" in note for note in settings.warnings())
+
+    def test_bad_signing_secret_is_refused(self, tmp_path):
+        own = write(tmp_path, EXAMPLE_CONFIG.read_text())
+        env = {**EXAMPLE_SECRETS, "RELAY_PREDICTIONS_SECRET": "not-a-whsec", "RELAY_CONFIG": own}
+        with pytest.raises(ConfigError, match="RELAY_PREDICTIONS_SECRET is not a signing secret"):
             Settings.from_env(env)
 
 
