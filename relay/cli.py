@@ -37,6 +37,14 @@ def up(workers: int) -> None:
 
 
 @main.command()
+def demo() -> None:
+    """Bring the stack up, send every bundled example, print what happened; exit 1 on failure."""
+    from relay.demo import run_demo
+
+    sys.exit(0 if run_demo(dict(os.environ)) else 1)
+
+
+@main.command()
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
 def serve(workers: int) -> None:
     """Serve the relay under gunicorn on RELAY_PORT."""

@@ -156,6 +156,29 @@ def ensure_demo_datasets(api_url: str, api_key: str) -> list[str]:
     return made
 
 
+def start_stack(stack: Stack, env: dict[str, str], *, workers: int = 2) -> str:
+    """Start Redis and the sandbox (unless configured), gunicorn, a worker and beat; the relay URL.
+
+    Fills `env` with what it started (Redis URL, API URL and key, ops token).
+    """
+    env.setdefault("RELAY_OPS_TOKEN", DEMO_OPS_TOKEN)
+    if not env.get("RELAY_REDIS_URL"):
+        env["RELAY_REDIS_URL"] = start_embedded_redis(stack, env)
+    if not env.get("RELAY_SEGMENTS_API_URL"):
+        env["RELAY_SEGMENTS_API_URL"] = start_sandbox(stack, env)
+        env.setdefault("RELAY_SEGMENTS_API_KEY", SANDBOX_KEY)
+        made = ensure_demo_datasets(env["RELAY_SEGMENTS_API_URL"], env["RELAY_SEGMENTS_API_KEY"])
+        if made:
+            click.echo(f"created demo datasets: {', '.join(made)}")
+    port = env.get("RELAY_PORT", "8000")
+    stack.start("relay", gunicorn_args(port, workers), env)
+    stack.start("worker", worker_args(), env)
+    stack.start("beat", beat_args(stack.data_dir), env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{url}/readyz", timeout=1).ok, "the relay")
+    return url
+
+
 def run_stack(env: dict[str, str], *, workers: int = 2) -> None:
     """Start every piece, print where they are, and wait for Ctrl-C or SIGTERM."""
     data_dir = Path(env.get("RELAY_DATA_DIR", "var"))
@@ -170,27 +193,8 @@ def run_stack(env: dict[str, str], *, workers: int = 2) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        env.setdefault("RELAY_OPS_TOKEN", DEMO_OPS_TOKEN)
-        if not env.get("RELAY_REDIS_URL"):
-            env["RELAY_REDIS_URL"] = start_embedded_redis(stack, env)
-        if not env.get("RELAY_SEGMENTS_API_URL"):
-            env["RELAY_SEGMENTS_API_URL"] = start_sandbox(stack, env)
-            env.setdefault("RELAY_SEGMENTS_API_KEY", SANDBOX_KEY)
-            made = ensure_demo_datasets(
-                env["RELAY_SEGMENTS_API_URL"], env["RELAY_SEGMENTS_API_KEY"]
-            )
-            if made:
-                click.echo(f"created demo datasets: {', '.join(made)}")
-        port = env.get("RELAY_PORT", "8000")
-        stack.start("relay", gunicorn_args(port, workers), env)
-        stack.start("worker", worker_args(), env)
-        stack.start("beat", beat_args(data_dir), env)
-        wait_until(
-            lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok, "the relay"
-        )
-        click.echo(
-            f"relay     http://127.0.0.1:{port}  (hooks at /hooks/<source>, /healthz, /metrics)"
-        )
+        url = start_stack(stack, env, workers=workers)
+        click.echo(f"relay     {url}  (hooks at /hooks/<source>, /healthz, /metrics)")
         click.echo(f"sandbox   {env['RELAY_SEGMENTS_API_URL']}")
         click.echo(f"redis     {_without_password(env['RELAY_REDIS_URL'])}")
         click.echo(f"logs      {data_dir / 'logs'}/")
