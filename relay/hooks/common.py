@@ -6,6 +6,7 @@ import hmac
 import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from relay.errors import PayloadError, SignatureError
 from relay.hooks.base import InboundRequest
@@ -107,3 +108,12 @@ def size_field(mapping: dict[str, Any], path: str, name: str = "size") -> int | 
         problem = f"must be between 0 and {MAX_SIZE}"
         raise PayloadError(f"{where} {problem}", fields={where: [problem]})
     return size
+
+
+def decode_form_key(key: str, where: str) -> str:
+    """Decode a form-encoded object key (S3: '+' is a space, %2B is '+'; MinIO: '/' is %2F)."""
+    try:
+        return unquote_plus(key, errors="strict")
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 once URL-decoded"
+        raise PayloadError(f"{where} {problem}", fields={where: [problem]}) from None

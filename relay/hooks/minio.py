@@ -9,7 +9,6 @@ token has a space). MinIO gives no delivery id, so notices carry none; the objec
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_plus
 
 from config.sources import Source
 from relay.errors import MethodNotAllowedError, PayloadError
@@ -22,7 +21,7 @@ from relay.hooks.base import (
     Notice,
     StorageObject,
 )
-from relay.hooks.common import get_field, parse_json, require_token, size_field
+from relay.hooks.common import decode_form_key, get_field, parse_json, require_token, size_field
 
 PROBE_METHODS = ("GET", "HEAD")
 CREATED = "ObjectCreated"
@@ -85,7 +84,7 @@ def record_object(record: dict[str, Any], path: str, event_name: str) -> Storage
     return StorageObject(
         provider="minio",
         bucket=get_field(bucket, f"{path}.s3.bucket", "name", str),
-        key=_decoded_key(get_field(obj, object_path, "key", str), f"{object_path}.key"),
+        key=decode_form_key(get_field(obj, object_path, "key", str), f"{object_path}.key"),
         size=size_field(obj, object_path),
         etag=get_field(obj, object_path, "eTag", str, required=False),
         version=version_id or get_field(obj, object_path, "sequencer", str, required=False),
@@ -93,16 +92,3 @@ def record_object(record: dict[str, Any], path: str, event_name: str) -> Storage
         content_type=get_field(obj, object_path, "contentType", str, required=False),
         event_name=event_name,
     )
-
-
-def decode_key(key: str) -> str:
-    """Decode a MinIO key, which is Go's `url.QueryEscape` of the name ('/' is %2F, ' ' is '+')."""
-    return unquote_plus(key, errors="strict")
-
-
-def _decoded_key(key: str, where: str) -> str:
-    try:
-        return decode_key(key)
-    except UnicodeDecodeError:
-        problem = "is not UTF-8 once URL-decoded"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]}) from None

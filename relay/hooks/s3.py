@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import unquote_plus
 
 from config.sources import Source
 from relay.errors import PayloadError, SignatureError
@@ -30,7 +29,14 @@ from relay.hooks.base import (
     Notice,
     StorageObject,
 )
-from relay.hooks.common import get_field, matches_any, parse_json, require_token, size_field
+from relay.hooks.common import (
+    decode_form_key,
+    get_field,
+    matches_any,
+    parse_json,
+    require_token,
+    size_field,
+)
 
 TEST_EVENT = "s3:TestEvent"
 # Object sizes beyond a signed 64-bit integer are not real S3 objects (and would not fit a column).
@@ -147,7 +153,7 @@ def record_to_notice(record: Any, path: str, message_id: str | None) -> Notice:
     storage_object = StorageObject(
         provider="s3",
         bucket=get_field(bucket, f"{path}.s3.bucket", "name", str),
-        key=_decoded_key(get_field(obj, object_path, "key", str), f"{object_path}.key"),
+        key=decode_form_key(get_field(obj, object_path, "key", str), f"{object_path}.key"),
         size=size_field(obj, object_path),
         etag=get_field(obj, object_path, "eTag", str, required=False),
         version=(
@@ -195,19 +201,6 @@ def eventbridge_to_notice(event: dict[str, Any]) -> Notice:
         created=detail_type == "Object Created",
         deleted=detail_type == "Object Deleted",
     )
-
-
-def decode_key(key: str) -> str:
-    """Decode an S3 notification key, which is form-encoded ('+' is a space, %2B is '+')."""
-    return unquote_plus(key, errors="strict")
-
-
-def _decoded_key(key: str, where: str) -> str:
-    try:
-        return decode_key(key)
-    except UnicodeDecodeError:
-        problem = "is not UTF-8 once URL-decoded"
-        raise PayloadError(f"{where} {problem}", fields={where: [problem]}) from None
 
 
 def _notice(

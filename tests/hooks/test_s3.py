@@ -14,6 +14,7 @@ from config.sources import Source
 from relay.errors import PayloadError, SignatureError
 from relay.hooks import s3
 from relay.hooks.base import Delivery, Handshake, Notice, StorageObject
+from relay.hooks.common import decode_form_key
 from tests.hooks.awsfakes import (
     CERT_URL,
     NOW,
@@ -117,7 +118,7 @@ def eventbridge_event(detail_type: str = "Object Created", **object_changes: Any
     ],
 )
 def test_decode_key(encoded: str, decoded: str) -> None:
-    assert s3.decode_key(encoded) == decoded
+    assert decode_form_key(encoded, "key") == decoded
 
 
 # --- records and events ----------------------------------------------------------------------
