@@ -20,7 +20,10 @@ COUNTERS_KEY = "relay:metrics:counters"
 COUNTERS = {
     "relay_hook_requests": ("Requests to /hooks/<source> by outcome", ("source", "outcome")),
     "relay_notices": ("Notices received, by what became of them", ("source", "result")),
-    "relay_tasks": ("Task runs that ended, by kind and result", ("kind", "result")),
+    "relay_tasks": (
+        "Task attempts by kind and result (succeeded, skipped, failed, retried)",
+        ("kind", "result"),
+    ),
     "relay_api_rate_limited": ("429 answers from the Segments.ai API", ()),
 }
 

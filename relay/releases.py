@@ -243,7 +243,8 @@ class ReleaseStore:
 
     def get(self, key: str) -> TrackedRelease | None:
         raw = self.redis.hgetall(self._hkey(key))
-        return TrackedRelease.from_hash(raw) if raw else None
+        # A hash without its own fields is a leftover write after the release expired.
+        return TrackedRelease.from_hash(raw) if b"dataset" in raw else None
 
     def track(self, release: TrackedRelease) -> bool:
         """Start tracking a release unless it is tracked already; report if it was new."""
@@ -345,8 +346,18 @@ class ReleaseStore:
         return bool(moved)
 
     def record_delivery(self, key: str, target: str, record: dict[str, Any]) -> None:
-        """Note what became of one notify target's delivery."""
-        self.redis.hset(self._hkey(key), f"{DELIVERY_PREFIX}{target}", json.dumps(record))
+        """Note what became of one notify target's delivery (unless the release has expired)."""
+        self._update(
+            keys=[self._hkey(key), _POLLING],
+            args=[
+                "",
+                json.dumps({f"{DELIVERY_PREFIX}{target}": json.dumps(record)}),
+                "",
+                key,
+                self.ttl_seconds,
+                "",
+            ],
+        )
 
     def notify_later(self, key: str, due: float) -> None:
         """Tell the sweep to look at this release's deliveries again after `due`."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from celery import Task, shared_task
 
+from relay import metrics
 from relay.events import Event
 from relay.queue import enqueue
 from workers import predictions, releases, samples
@@ -35,12 +36,15 @@ def run_event(task: Task, event_id: str, work: Callable[[Runtime, Event], Outcom
             cap=rt.settings.retry_max_seconds,
         )
         retry_after = getattr(error, "retry_after", None)
-        if getattr(error, "status", None) == 429 and retry_after:
-            rt.limiter.pause(retry_after)
+        if getattr(error, "status", None) == 429:
+            metrics.incr(rt.redis, "relay_api_rate_limited")
+            if retry_after:
+                rt.limiter.pause(retry_after)
         message = _describe(error)
         if delay is None:
             log.warning("event failed: %s", message, extra={"event_id": event_id})
             rt.store.finish(event_id, "failed", error=message)
+            metrics.incr(rt.redis, "relay_tasks", kind=event.kind, result="failed")
             return
         log.info(
             "attempt %d failed, retrying in %.1fs: %s",
@@ -50,11 +54,13 @@ def run_event(task: Task, event_id: str, work: Callable[[Runtime, Event], Outcom
             extra={"event_id": event_id},
         )
         rt.store.retry_later(event_id, message, delay)
+        metrics.incr(rt.redis, "relay_tasks", kind=event.kind, result="retried")
         raise task.retry(countdown=delay, max_retries=None) from None
     error = outcome.reason if outcome.status == "failed" else None
     rt.store.finish(
         event_id, outcome.status, result=outcome.result, reason=outcome.reason, error=error
     )
+    metrics.incr(rt.redis, "relay_tasks", kind=event.kind, result=outcome.status)
 
 
 def _describe(error: Exception) -> str:

@@ -337,5 +337,10 @@ def test_readiness_and_metrics(stack):
     stack.post("s3", fixture("s3_test_event.json"), S3)
     metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
     assert 'relay_notices_total{result="ignored",source="s3"}' in metrics
+    accepted = stack.post("s3", fixture("s3_put.json"), S3).json()["accepted"][0]
+    stack.wait_finished(accepted)
+    metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert 'relay_tasks_total{kind="sample",result="succeeded"}' in metrics
+    assert 'relay_events{status="succeeded"} 1.0' in metrics
     assert "s3-token-current" not in metrics
     assert OPS_TOKEN not in metrics

@@ -438,6 +438,12 @@ class TestReleaseStore:
         releases.finish("jane/flowers/v1", "FAILED", notify_due=None)
         assert not releases.reopen("jane/flowers/v1", ("FAILED",), "creating", only_uncreated=True)
 
+    def test_a_late_delivery_record_does_not_revive_an_expired_release(self, releases):
+        releases.record_delivery("jane/flowers/gone", "chat", {"status": "delivered"})
+        assert not releases.redis.exists("relay:release:jane/flowers/gone")
+        releases.redis.hset("relay:release:jane/flowers/gone", "delivery:chat", "{}")
+        assert releases.get("jane/flowers/gone") is None
+
     def test_a_schedule_slot_is_claimed_once(self, releases):
         assert releases.claim_slot(0, "20261127T0200Z", "nightly-2026-11-27")
         assert not releases.claim_slot(0, "20261127T0200Z", "nightly-2026-11-27")
