@@ -24,6 +24,7 @@ EXAMPLE_SECRETS = {
     "RELAY_AZURE_TOKEN": "demo-azure-token",
     "RELAY_PREDICTIONS_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1wcmVkaWN0aW9ucw==",
     "RELAY_REPLICATE_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1yZXBsaWNhdGUh",
+    "RELAY_SEGMENTS_WEBHOOK_SECRET": "whsec_c2VnbWVudHMtcmVsYXktZGVtby1zZWdtZW50cw==",
 }
 DEFAULT_API_URL = "https://api.segments.ai"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -113,7 +114,7 @@ class Settings:
         config_path = values["RELAY_CONFIG"] or str(EXAMPLE_CONFIG)
         secrets_env = env if values["RELAY_CONFIG"] else {**EXAMPLE_SECRETS, **env}
         sources = load_sources(config_path, secrets_env)
-        schedules, notify = load_releases(config_path, env)
+        schedules, notify = load_releases(config_path, secrets_env)
         return cls(
             sources=sources,
             config_path=config_path,

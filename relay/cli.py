@@ -122,6 +122,13 @@ def check_config() -> None:
             }
             shown = {k: v for k, v in filters.items() if v}
             click.echo(f"  -> {route.dataset}  name={route.sample_name}  {shown or 'all objects'}")
+    for schedule in settings.schedules:
+        cron = schedule.cron.expression
+        click.echo(f"\nschedule  {schedule.dataset}  cron={cron!r}  name={schedule.name}")
+    for target in settings.notify:
+        # The URL itself stays hidden: chat webhook URLs carry their token.
+        scheme = target.url.split(":", 1)[0]
+        click.echo(f"\nnotify    {target.name}  {scheme} URL  secrets={len(target.secrets)}")
     for warning in settings.warnings():
         click.echo(f"warning: {warning}", err=True)
 

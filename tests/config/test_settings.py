@@ -8,6 +8,7 @@ import pytest
 
 from config import ConfigError, Settings
 from config.settings import EXAMPLE_CONFIG
+from config.sources import SOURCE_TYPES
 
 EXAMPLE_SECRETS = {
     "RELAY_S3_TOKEN": "a",
@@ -16,6 +17,7 @@ EXAMPLE_SECRETS = {
     "RELAY_AZURE_TOKEN": "d",
     "RELAY_PREDICTIONS_SECRET": "whsec_" + "QUJDREVGR0hJSktMTU5PUA==",
     "RELAY_REPLICATE_SECRET": "whsec_" + "UVJTVFVWV1hZWmFiY2RlZg==",
+    "RELAY_SEGMENTS_WEBHOOK_SECRET": "whsec_" + "Z2hpamtsbW5vcHFyc3R1dg==",
 }
 
 
@@ -32,9 +34,10 @@ class TestFromEnv:
         assert settings.port == 8000
         assert settings.redis_url is None
         assert settings.api_url == "https://api.segments.ai"
-        # One source per sender type, named after it (segments too once releases track).
-        expected = {"azure", "gcs", "minio", "predictions", "replicate", "s3", "sagemaker"}
-        assert expected <= set(settings.sources)
+        # One source per sender type, named after its type.
+        assert {name: s.type for name, s in settings.sources.items()} == {
+            t: t for t in SOURCE_TYPES
+        }
 
     def test_values_are_typed(self):
         env = {

@@ -30,6 +30,9 @@ class TestCheckConfig:
         assert result.returncode == 0, result.stderr
         assert "/hooks/s3  type=s3  secrets=2" in result.stdout
         assert "/hooks/only-jpegs" in result.stdout
+        assert "schedule  demo/images  cron='0 2 * * *'  name=nightly-{date}" in result.stdout
+        assert "notify    receiver  http URL  secrets=1" in result.stdout
+        assert "127.0.0.1" not in result.stdout.split("notify")[1]
         for secret in TOKENS.values():
             assert secret not in result.stdout + result.stderr
         assert "verify = false" in result.stderr  # the warning for s3-local
