@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
-from relay.errors import RelayError
+from relay.errors import UNAVAILABLE, RelayError, StoreUnavailableError
 from relay.events import EventStore
 from relay.hooks.base import HookContext
 from relay.logs import configure_logging
@@ -104,6 +104,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RelayError)
     def _relay_error(error: RelayError) -> Any:
         return jsonify(error.to_json()), error.status_code
+
+    def _unavailable(error: Exception) -> Any:
+        log.error("event store or queue unavailable: %s", type(error).__name__)
+        unavailable = StoreUnavailableError("the event store or queue is unavailable; retry later")
+        return jsonify(unavailable.to_json()), unavailable.status_code
+
+    for kind in UNAVAILABLE:
+        app.register_error_handler(kind, _unavailable)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.exceptions
+import redis
+
+# What the event store (Redis) and the broker raise when they cannot be reached. The app turns
+# each into a 503 so senders retry; views need not catch them.
+UNAVAILABLE = (redis.RedisError, OSError, kombu.exceptions.OperationalError)
+
 
 class RelayError(Exception):
     """An error with an HTTP status and a stable machine-readable code."""

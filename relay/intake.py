@@ -11,8 +11,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import kombu.exceptions
-import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from config.sources import Source
@@ -20,7 +18,6 @@ from relay import metrics
 from relay.errors import (
     MethodNotAllowedError,
     RelayError,
-    StoreUnavailableError,
     UnknownSourceError,
 )
 from relay.events import Event, EventStore, new_event_id
@@ -73,31 +70,26 @@ def accept(store: EventStore, celery: Any, source: Source, delivery: Delivery) -
     """Record each notice as an event and enqueue the new ones; duplicates and ignored are noted."""
     answer: dict[str, list] = {"accepted": [], "duplicates": [], "ignored": [], "failed": []}
     seen_per_message: Counter[str] = Counter()
-    try:
-        for notice in delivery.notices:
-            event = _event_for(source, notice, seen_per_message)
-            holder = store.record(event)
-            if holder is not None:
-                answer["duplicates"].append(holder)
-                continue
-            if event.status == "ignored":
-                answer["ignored"].append({"id": event.id, "reason": event.reason})
-                continue
-            if event.status == "failed":
-                answer["failed"].append({"id": event.id, "reason": event.last_error})
-                continue
-            try:
-                enqueue(celery, event.kind, event.id)
-            except Exception:
-                # Undo the record so the sender's retry is accepted anew rather than deduped away.
-                store.forget(event)
-                raise
-            answer["accepted"].append(event.id)
-            log.info("event accepted", extra={"event_id": event.id, "source": source.name})
-    except (redis.RedisError, OSError, kombu.exceptions.OperationalError) as error:
-        kind = type(error).__name__
-        log.error("cannot record or enqueue: %s", kind, extra={"source": source.name})
-        raise StoreUnavailableError("event store or queue unavailable; retry later") from None
+    for notice in delivery.notices:
+        event = _event_for(source, notice, seen_per_message)
+        holder = store.record(event)
+        if holder is not None:
+            answer["duplicates"].append(holder)
+            continue
+        if event.status == "ignored":
+            answer["ignored"].append({"id": event.id, "reason": event.reason})
+            continue
+        if event.status == "failed":
+            answer["failed"].append({"id": event.id, "reason": event.last_error})
+            continue
+        try:
+            enqueue(celery, event.kind, event.id)
+        except Exception:
+            # Undo the record so the sender's retry is accepted anew rather than deduped away.
+            store.forget(event)
+            raise
+        answer["accepted"].append(event.id)
+        log.info("event accepted", extra={"event_id": event.id, "source": source.name})
     for result, items in answer.items():
         if items:
             metrics.incr(

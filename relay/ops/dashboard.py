@@ -14,17 +14,14 @@ script reads the token from its own URL to call the APIs with the header. The pa
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from relay.errors import SignatureError
 from relay.events import STATUSES, Event
-from relay.ops.auth import require_ops_token
-from relay.ops.events import UNAVAILABLE, unavailable
+from relay.ops.auth import check_ops_token, require_ops_token
 from relay.releases import ReleaseStore
 
 bp = Blueprint("dashboard", __name__, url_prefix="/ops", template_folder="templates")
@@ -41,15 +38,7 @@ def require_token_header_or_query() -> None:
     if token is None or "Authorization" in request.headers:
         require_ops_token()
         return
-    expected = current_app.extensions["relay"].settings.ops_token
-    if not expected:
-        raise SignatureError("RELAY_OPS_TOKEN is not set on this relay; /ops is closed")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise SignatureError("the ops token is wrong")
-
-
-for _error in UNAVAILABLE:
-    bp.register_error_handler(_error, unavailable)
+    check_ops_token(token)
 
 
 def iso(timestamp: float | None) -> str:

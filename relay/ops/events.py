@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import kombu.exceptions
-import redis
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from relay.errors import PayloadError, RelayError, StoreUnavailableError
+from relay.errors import PayloadError, RelayError
 from relay.events import STATUSES
 from relay.hooks.common import parse_json
 from relay.ops.auth import require_ops_token
@@ -32,7 +30,6 @@ KINDS = ("notice", *TASK_FOR_KIND)
 MAX_LIMIT = 500
 DEFAULT_REPLAY_LIMIT = 100
 RECENT_FAILURES = 10
-UNAVAILABLE = (redis.RedisError, OSError, kombu.exceptions.OperationalError)
 
 
 class UnknownEventError(RelayError):
@@ -178,15 +175,6 @@ def _text(errors: Any) -> str:
     if isinstance(errors, list):
         return " ".join(map(str, errors))
     return str(errors)
-
-
-def unavailable(_: Exception) -> Any:
-    error = StoreUnavailableError("the event store or queue is unavailable; retry later")
-    return jsonify(error.to_json()), error.status_code
-
-
-for _error in UNAVAILABLE:
-    bp.register_error_handler(_error, unavailable)
 
 
 def _services() -> Any:

@@ -15,14 +15,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import kombu.exceptions
-import redis
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from config.releases import RELEASE_NAME_PATTERN, RELEASE_NAME_RULE
 from config.sources import DATASET_PATTERN
-from relay.errors import PayloadError, RelayError, StoreUnavailableError
+from relay.errors import PayloadError, RelayError
 from relay.events import new_event_id
 from relay.hooks.base import ReleaseRef
 from relay.hooks.common import parse_json
@@ -40,8 +38,6 @@ from relay.releases import (
 
 bp = Blueprint("releases", __name__, url_prefix="/ops/releases")
 bp.before_request(require_ops_token)
-
-UNAVAILABLE = (redis.RedisError, OSError, kombu.exceptions.OperationalError)
 
 
 class UnknownReleaseError(RelayError):
@@ -115,19 +111,16 @@ def create() -> Any:
     """Ask for a release: a worker creates it (or adopts one of that name) and follows it."""
     data = _load(_CreateSchema(), parse_json(request.get_data()))
     services, releases = _services()
-    try:
-        outcome = request_release(
-            services.store,
-            releases,
-            services.celery,
-            dataset=data["dataset"],
-            name=data["name"],
-            description=data["description"],
-            origin="ops",
-            source="ops",
-        )
-    except UNAVAILABLE:
-        raise StoreUnavailableError("event store or queue unavailable; retry later") from None
+    outcome = request_release(
+        services.store,
+        releases,
+        services.celery,
+        dataset=data["dataset"],
+        name=data["name"],
+        description=data["description"],
+        origin="ops",
+        source="ops",
+    )
     key = release_key(data["dataset"], data["name"])
     return _answer(outcome.event_id, outcome.result, outcome.release, key)
 
@@ -142,28 +135,25 @@ def track() -> Any:
     key = release_key(ref.dataset, ref.name)
     base = {"id": new_event_id(), "source": "ops", "created_at": now, "updated_at": now}
     event = release_track_event(base, None, ref, [], origin="track")
-    try:
-        services.store.record(event)
-        created = releases.track(
-            TrackedRelease(
-                dataset=ref.dataset,
-                name=ref.name,
-                status=PENDING,
-                origin="track",
-                requested_at=now,
-                event_id=event.id,
-            )
+    services.store.record(event)
+    created = releases.track(
+        TrackedRelease(
+            dataset=ref.dataset,
+            name=ref.name,
+            status=PENDING,
+            origin="track",
+            requested_at=now,
+            event_id=event.id,
         )
-        try:
-            enqueue(services.celery, event.kind, event.id)
-        except Exception:
-            services.store.forget(event)
-            if created:
-                releases.forget(key)
-            raise
-        release = releases.get(key)
-    except UNAVAILABLE:
-        raise StoreUnavailableError("event store or queue unavailable; retry later") from None
+    )
+    try:
+        enqueue(services.celery, event.kind, event.id)
+    except Exception:
+        services.store.forget(event)
+        if created:
+            releases.forget(key)
+        raise
+    release = releases.get(key)
     return _answer(event.id, "accepted", release, key)
 
 
@@ -172,10 +162,7 @@ def list_releases() -> Any:
     """Tracked releases, newest first; `?status=` one of the statuses, `?limit=` 1-500."""
     query = _load(_ListSchema(), request.args.to_dict(flat=True))
     _, releases = _services()
-    try:
-        found = releases.list(status=query["status"], limit=query["limit"])
-    except UNAVAILABLE:
-        raise StoreUnavailableError("the release store is unavailable; retry later") from None
+    found = releases.list(status=query["status"], limit=query["limit"])
     return jsonify({"releases": [r.to_json() for r in found]})
 
 
@@ -184,10 +171,7 @@ def get_release(owner: str, dataset: str, name: str) -> Any:
     """One tracked release: status, times, duration, export URL, deliveries."""
     _, releases = _services()
     key = release_key(f"{owner}/{dataset}", name)
-    try:
-        release = releases.get(key)
-    except UNAVAILABLE:
-        raise StoreUnavailableError("the release store is unavailable; retry later") from None
+    release = releases.get(key)
     if release is None:
         raise UnknownReleaseError(f"no tracked release {key}")
     return jsonify(release.to_json())
