@@ -148,24 +148,14 @@ def _prediction_event(
 ) -> Event:
     """A queued prediction; a failed model run is recorded as failed straight away."""
     prediction = notice.prediction
-    plan = plan_prediction(source, prediction)
-    if prediction.failed:
-        return Event(
-            **base,
-            kind="prediction",
-            status="failed",
-            message_id=notice.message_id,
-            payload=plan,
-            dedupe_keys=keys,
-            last_error=prediction.failed,
-        )
     return Event(
         **base,
         kind="prediction",
-        status="queued",
+        status="failed" if prediction.failed else "queued",
         message_id=notice.message_id,
-        payload=plan,
+        payload=plan_prediction(source, prediction),
         dedupe_keys=keys,
+        last_error=prediction.failed,
     )
 
 
