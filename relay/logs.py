@@ -35,3 +35,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # urllib3 logs request lines at DEBUG, and some URLs carry tokens (chat webhook paths).
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))

@@ -172,22 +172,28 @@ def relay_env(
 
 
 @pytest.fixture(scope="session")
-def worker(relay_env: dict[str, str], tmp_path_factory) -> Iterator[subprocess.Popen]:
+def process_logs() -> dict[str, Path]:
+    """Log files of the session's relay and worker, by name, for tests that read them."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def worker(relay_env: dict[str, str], process_logs, tmp_path_factory) -> Iterator[subprocess.Popen]:
     """A real Celery worker process consuming from the test Redis."""
     from relay.stack import worker_args
 
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    log = process_logs["worker"] = tmp_path_factory.mktemp("worker") / "worker.log"
     with running(worker_args(concurrency=2), env=relay_env, log=log) as proc:
         yield proc
 
 
 @pytest.fixture(scope="session")
-def relay_url(relay_env: dict[str, str], tmp_path_factory) -> Iterator[str]:
+def relay_url(relay_env: dict[str, str], process_logs, tmp_path_factory) -> Iterator[str]:
     """The relay under gunicorn on a free port."""
     from relay.stack import gunicorn_args
 
     port = free_port()
-    log = tmp_path_factory.mktemp("relay") / "relay.log"
+    log = process_logs["relay"] = tmp_path_factory.mktemp("relay") / "relay.log"
     args = gunicorn_args(str(port), workers=2)
     args[args.index("--bind") + 1] = f"127.0.0.1:{port}"
     with running(args, env=relay_env, log=log) as proc:

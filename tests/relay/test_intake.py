@@ -9,7 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.conftest import FIXTURES, OPS_TOKEN, wait_for
+from tests.conftest import (
+    FIXTURES,
+    OPS_TOKEN,
+    PREDICTION_SECRETS,
+    SANDBOX_KEY,
+    TOKENS,
+    wait_for,
+)
 from tests.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -344,3 +351,19 @@ def test_readiness_and_metrics(stack):
     assert 'relay_events{status="succeeded"} 1.0' in metrics
     assert "s3-token-current" not in metrics
     assert OPS_TOKEN not in metrics
+
+
+def test_secrets_stay_out_of_logs(stack, jwks, process_logs):
+    """After good and bad deliveries of every kind, no secret is in the relay's or worker's log."""
+    stack.post("s3", fixture("s3_put.json"), S3)
+    stack.post("s3", fixture("s3_put.json"), {"X-Relay-Token": "s3-token-next-but-wrong"})
+    stack.post("azure", fixture("eventgrid_blob_created.json"), {}, params={"token": "azure-token"})
+    token = jwks.token()
+    stack.post("gcs", fixture("gcs_pubsub_push.json"), {"Authorization": f"Bearer {token}"})
+    stack.wait_finished(stack.store.list(status=None, limit=1)[0].id)
+    secrets = [*TOKENS.values(), *PREDICTION_SECRETS.values(), SANDBOX_KEY, OPS_TOKEN, token]
+    for name, path in process_logs.items():
+        text = path.read_text()
+        assert "evt_" in text  # the log does speak of events
+        for secret in secrets:
+            assert secret not in text, f"a secret is in the {name} log"
