@@ -163,3 +163,16 @@ def test_api_hanging_past_the_read_timeout_is_retried_once_done(isolated, sandbo
     isolated.finished(event_id)
     time.sleep(3)  # a hung request finishing late must not add a second sample
     assert sample_names(sandbox) == ["slow.jpg"]
+
+
+def test_message_lost_by_the_broker_is_reconciled(isolated, sandbox):
+    # The worker is down, so the message waits in the queue; then the broker loses it.
+    os.killpg(isolated.worker.pid, signal.SIGKILL)
+    isolated.worker.wait(timeout=10)
+    (event_id,) = isolated.post(s3_event("lost.jpg")).json()["accepted"]
+    assert isolated.client.delete("relay") == 1  # the Celery queue: a Redis list named after it
+    isolated.start_worker()
+    # Beat's reconciler sees the event queued past RELAY_STALE_SECONDS and enqueues it again.
+    event = isolated.finished(event_id)
+    assert event.attempts == 1
+    assert sample_names(sandbox) == ["lost.jpg"]
