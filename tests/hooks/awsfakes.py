@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import NameOID
 
 from relay.hooks.base import HookContext, InboundRequest
+from tests.hooks.inbound import inbound
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
@@ -118,12 +119,8 @@ def make_request(
     headers: dict[str, str] | None = None,
     args: dict[str, str] | None = None,
 ) -> InboundRequest:
-    """An InboundRequest POSTing `body` (JSON-encoded unless bytes); header names lower-cased."""
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    lowered = {name.lower(): value for name, value in (headers or {}).items()}
-    return InboundRequest(
-        method="POST", url="https://relay.test/hooks/s3", headers=lowered, args=args or {}, body=raw
-    )
+    """An InboundRequest POSTing `body` with exactly these headers (SNS sends text/plain)."""
+    return inbound(body, headers=headers, args=args, content_type=None)
 
 
 def real_headers(fixture: dict[str, str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from config.sources import Source
 from relay.errors import MethodNotAllowedError, PayloadError, SignatureError
 from relay.hooks import azure
 from relay.hooks.base import Delivery, Handshake, HookContext, InboundRequest, Notice, StorageObject
+from tests.hooks.inbound import inbound
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SECRET = "azure-shared-secret"
@@ -54,14 +55,7 @@ def request(
     args: dict[str, str] | None = None,
     method: str = "POST",
 ) -> InboundRequest:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return InboundRequest(
-        method=method,
-        url="https://relay.example.com/hooks/blobs",
-        headers={"content-type": "application/json", **(headers or {})},
-        args=TOKEN if args is None else args,
-        body=raw,
-    )
+    return inbound(body, headers=headers, args=TOKEN if args is None else args, method=method)
 
 
 def notices(body: Any, headers: dict[str, str] | None = None) -> list[Notice]:

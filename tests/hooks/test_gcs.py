@@ -26,6 +26,7 @@ from tests.hooks.gcpfakes import (
     make_key,
     make_oidc_token,
 )
+from tests.hooks.inbound import inbound
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 NOW = 1_700_000_000.0
@@ -74,14 +75,7 @@ def post(
     args: dict[str, str] | None = None,
     method: str = "POST",
 ) -> InboundRequest:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return InboundRequest(
-        method=method,
-        url="https://relay.example.com/hooks/gcs",
-        headers={"content-type": "application/json", **(headers or {})},
-        args=args or {},
-        body=raw,
-    )
+    return inbound(body, headers=headers, args=args, method=method)
 
 
 def push(resource: dict[str, Any] | None = None, **attributes: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from config.sources import Source
 from relay.errors import MethodNotAllowedError, PayloadError, SignatureError
 from relay.hooks import minio
 from relay.hooks.base import Delivery, Handshake, HookContext, InboundRequest, Notice, StorageObject
+from tests.hooks.inbound import inbound
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SECRET = "minio-auth-token"
@@ -42,14 +43,7 @@ def load(name: str) -> Any:
 def request(
     body: Any, headers: dict[str, str] | None = None, method: str = "POST", **args: str
 ) -> InboundRequest:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return InboundRequest(
-        method=method,
-        url="http://relay.local/hooks/minio",
-        headers={"content-type": "application/json", **(headers or {})},
-        args=args,
-        body=raw,
-    )
+    return inbound(body, headers=headers, args=args, method=method)
 
 
 def signed(body: Any, token: str = SECRET) -> InboundRequest:
