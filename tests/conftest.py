@@ -14,7 +14,7 @@ import pytest
 import redis
 import requests
 
-from tests.procs import free_port, python, running, wait_for_http
+from tests.procs import StaticServer, free_port, python, running, wait_for_http
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -271,29 +271,11 @@ class JwksServer:
     """Serves one RSA public key as a JWKS document over HTTP on loopback."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         from tests.hooks.gcpfakes import jwks, make_key
 
         self.key, self.kid = make_key(), "relay-test-key"
-        body = json.dumps(jwks((self.kid, self.key))).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/certs"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = StaticServer(json.dumps(jwks((self.kid, self.key))).encode())
+        self.url = f"{self.server.url}/certs"
 
     def token(self, **claims) -> str:
         """A push token for the test gcs source, signed with the served key."""
@@ -306,8 +288,7 @@ class JwksServer:
         return make_oidc_token(self.key, self.kid, **{**defaults, **claims})
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 # --- releases: a local notify receiver -----------------------------------------------------------

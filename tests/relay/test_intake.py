@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -17,7 +15,7 @@ from tests.conftest import (
     TOKENS,
     wait_for,
 )
-from tests.procs import free_port
+from tests.procs import StaticServer
 
 pytestmark = pytest.mark.integration
 
@@ -156,39 +154,20 @@ class TestHandshakes:
         assert requests.head(f"{stack.url}/hooks/minio", timeout=10).status_code == 200
 
     def test_sns_subscription_is_confirmed_against_the_subscribe_url(self, stack):
-        fetched: list[str] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                fetched.append(self.path)
-                body = b"<ConfirmSubscriptionResponse/>"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
+        with StaticServer(b"<ConfirmSubscriptionResponse/>", "text/xml") as server:
             body = fixture("sns_subscription_confirmation.json")
             topic = body["TopicArn"]
             body["SubscribeURL"] = (
-                f"http://127.0.0.1:{server.server_port}/?Action=ConfirmSubscription&TopicArn={topic}&Token=abc"
+                f"{server.url}/?Action=ConfirmSubscription&TopicArn={topic}&Token=abc"
             )
             headers = {
                 "Content-Type": "text/plain; charset=UTF-8",
                 "x-amz-sns-message-type": "SubscriptionConfirmation",
             }
             response = stack.post("s3-local", body, headers)
-        finally:
-            server.shutdown()
-            server.server_close()
         assert response.status_code == 200, response.text
-        assert len(fetched) == 1
-        assert "Action=ConfirmSubscription" in fetched[0]
+        assert len(server.paths) == 1
+        assert "Action=ConfirmSubscription" in server.paths[0]
 
 
 class TestExactlyOnce:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import numpy as np
@@ -19,7 +17,7 @@ from segments import SegmentsClient
 from relay.segments import read_bitmap_png
 from tests.conftest import FIXTURES, PREDICTION_SECRETS, SANDBOX_KEY, wait_for
 from tests.hooks.swfakes import sign
-from tests.procs import free_port
+from tests.procs import StaticServer
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +149,8 @@ class TestGenericCallback:
         ids[0, 7] = 3  # an instance the callback does not list: becomes unlabeled
         png = io.BytesIO()
         Image.fromarray(ids, mode="L").save(png, format="PNG")
-        with serving(png.getvalue()) as mask_url:
+        with StaticServer(png.getvalue(), "image/png") as server:
+            mask_url = f"{server.url}/mask.png"
             body = {
                 "sample": {"dataset": "demo/masks", "name": "scene.png"},
                 "mask": {
@@ -414,31 +413,3 @@ class TestSageMaker:
         assert response.status_code == 202, response.text
         (failed,) = response.json()["failed"]
         assert "sagemaker inference failed" in failed["reason"]
-
-
-class serving:  # noqa: N801 - used as a context manager like a function
-    """Serve one body over HTTP on loopback for the duration of a with-block."""
-
-    def __init__(self, body: bytes) -> None:
-        payload = body
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-
-    def __enter__(self) -> str:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/mask.png"
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
