@@ -16,10 +16,11 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from relay.errors import PayloadError, RelayError
+from relay.errors import RelayError
 from relay.events import STATUSES
 from relay.hooks.common import parse_json
 from relay.ops.auth import require_ops_token
+from relay.ops.validate import load
 from relay.queue import TASK_FOR_KIND
 from relay.replay import REPLAYABLE_STATUSES, refusal, replay_events
 
@@ -155,26 +156,6 @@ class ReplayResultSchema(Schema):
 class ReplayedEventSchema(Schema):
     replayed = fields.String(required=True, metadata={"description": "the event's id"})
     event = fields.Nested(EventSchema, required=True)
-
-
-def load(schema: Schema, data: Any) -> dict[str, Any]:
-    """Validate a query or body; a 400 naming every wrong field."""
-    if not isinstance(data, dict):
-        raise PayloadError("the body must be a JSON object", fields={"body": ["not an object"]})
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        summary = "; ".join(f"{name}: {_text(errs)}" for name, errs in sorted(messages.items()))
-        raise PayloadError(f"invalid request: {summary}", fields=messages) from None
-
-
-def _text(errors: Any) -> str:
-    if isinstance(errors, dict):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in errors.items())
-    if isinstance(errors, list):
-        return " ".join(map(str, errors))
-    return str(errors)
 
 
 def _services() -> Any:

@@ -16,15 +16,16 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from config.releases import RELEASE_NAME_PATTERN, RELEASE_NAME_RULE
 from config.sources import DATASET_PATTERN
-from relay.errors import PayloadError, RelayError
+from relay.errors import RelayError
 from relay.events import new_event_id
 from relay.hooks.base import ReleaseRef
 from relay.hooks.common import parse_json
 from relay.ops.auth import require_ops_token
+from relay.ops.validate import load
 from relay.queue import enqueue
 from relay.releases import (
     PENDING,
@@ -70,21 +71,6 @@ class _ListSchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 
-def _load(schema: Schema, data: Any) -> dict[str, Any]:
-    """Validate a body or query; a 400 naming every wrong field."""
-    if not isinstance(data, dict):
-        raise PayloadError("the body must be a JSON object", fields={"body": ["not an object"]})
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        summary = "; ".join(
-            f"{name}: {' '.join(map(str, errs)) if isinstance(errs, list) else errs}"
-            for name, errs in sorted(messages.items())
-        )
-        raise PayloadError(f"invalid request: {summary}", fields=messages) from None
-
-
 def _services() -> tuple[Any, ReleaseStore]:
     services = current_app.extensions["relay"]
     releases = current_app.extensions.get("relay_releases")
@@ -109,7 +95,7 @@ def _answer(event_id: str, result: str, release: TrackedRelease | None, key: str
 @bp.post("")
 def create() -> Any:
     """Ask for a release: a worker creates it (or adopts one of that name) and follows it."""
-    data = _load(_CreateSchema(), parse_json(request.get_data()))
+    data = load(_CreateSchema(), parse_json(request.get_data()))
     services, releases = _services()
     outcome = request_release(
         services.store,
@@ -128,7 +114,7 @@ def create() -> Any:
 @bp.post("/track")
 def track() -> Any:
     """Follow a release made elsewhere until it ends, and report it."""
-    data = _load(_TrackSchema(), parse_json(request.get_data()))
+    data = load(_TrackSchema(), parse_json(request.get_data()))
     services, releases = _services()
     now = time.time()
     ref = ReleaseRef(dataset=data["dataset"], name=data["name"])
@@ -160,7 +146,7 @@ def track() -> Any:
 @bp.get("")
 def list_releases() -> Any:
     """Tracked releases, newest first; `?status=` one of the statuses, `?limit=` 1-500."""
-    query = _load(_ListSchema(), request.args.to_dict(flat=True))
+    query = load(_ListSchema(), request.args.to_dict(flat=True))
     _, releases = _services()
     found = releases.list(status=query["status"], limit=query["limit"])
     return jsonify({"releases": [r.to_json() for r in found]})
