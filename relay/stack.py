@@ -226,6 +226,9 @@ def gunicorn_args(port: str, workers: int) -> list[str]:
         "--threads", "4",
         "--timeout", "30",
         "--graceful-timeout", "10",
+        # The relay needs no control socket, and one shared path in $HOME would clash
+        # between several relays on one host.
+        "--no-control-socket",
         "relay.app:create_app()",
     ]  # fmt: skip
 
