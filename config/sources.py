@@ -20,18 +20,9 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from config.errors import ConfigError
 
 SOURCE_TYPES = ("s3", "minio", "gcs", "azure", "predictions", "replicate", "sagemaker", "segments")
-STORAGE_TYPES = ("s3", "minio", "gcs", "azure")
 SECRET_TYPES = ("minio", "azure", "predictions", "replicate", "segments")
 # Sources whose secrets are Standard Webhooks signing keys: "whsec_" + base64.
 SIGNING_TYPES = ("predictions", "replicate", "segments")
-HUMAN_STATUSES = (
-    "LABELED",
-    "REVIEWED",
-    "VERIFIED",
-    "REJECTED",
-    "LABELING_IN_PROGRESS",
-    "REVIEWING_IN_PROGRESS",
-)
 DATASET_PATTERN = r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$"
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
